@@ -1,0 +1,103 @@
+"""The Litestar application factory: composes settings, database, auth, logging and controllers."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.static_files import create_static_files_router
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api import db
+from api.auth import create_auth
+from api.controllers.auth import AuthController, login_rate_limit
+from api.controllers.departments import DepartmentController
+from api.controllers.ops import OpsController
+from api.logging import RequestIdMiddleware, structlog_plugin
+from api.problems import problem_details_plugin, unexpected_error
+from api.settings import Settings
+from catalog.errors import CatalogError
+
+log = structlog.get_logger()
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, rolled back on error."""
+    async with db.transaction(state.session_factory) as session:
+        yield session
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings()
+    settings.ensure_data_dir()
+    engine = db.create_engine(settings.database_url)
+    auth = create_auth(
+        settings.jwt_signing_secret, settings.access_token_minutes, settings.secure_cookies
+    )
+    settings.keyring  # noqa: B018  # create the signing keys before the first request needs them
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Alembic runs its own event loop, so it gets a thread of its own.
+        await asyncio.to_thread(db.upgrade, settings.database_url)
+        log.info("database ready", dialect=engine.dialect.name)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    prometheus = PrometheusConfig(app_name="cloud_exchange", group_path=True)
+
+    return Litestar(
+        route_handlers=[
+            AuthController,
+            DepartmentController,
+            OpsController,
+            PrometheusController,
+            create_static_files_router(path="/static", directories=[STATIC_DIR]),
+        ],
+        dependencies={"db": Provide(provide_db)},
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "session_factory": db.create_session_factory(engine),
+                "auth": auth,
+            }
+        ),
+        lifespan=[lifespan],
+        on_app_init=[auth.on_app_init],
+        middleware=[
+            RequestIdMiddleware(),
+            prometheus.middleware,
+            login_rate_limit(settings.login_attempts_per_minute).middleware,
+        ],
+        plugins=[
+            structlog_plugin(settings.log_format, settings.log_level),
+            problem_details_plugin([CatalogError]),
+        ],
+        exception_handlers={Exception: unexpected_error},
+        openapi_config=OpenAPIConfig(
+            title="Cloud Exchange API",
+            version="1.0.0",
+            path="/schema",
+            render_plugins=[
+                RedocRenderPlugin(js_url="/static/vendor/redoc.standalone.js", google_fonts=False)
+            ],
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        debug=False,
+    )

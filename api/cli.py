@@ -1,0 +1,111 @@
+"""The `exchange` command: serve, migrate, demo data, user administration."""
+
+import asyncio
+import getpass
+
+import click
+import uvicorn
+
+from api import db
+from api.settings import Settings
+
+
+@click.group()
+def main() -> None:
+    """Cloud Exchange (云兑换): recyclables to points to poverty-relief products."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the service (migrates the database first)."""
+    from api.app import create_app
+
+    uvicorn.run(create_app(Settings()), host=host, port=port, log_config=None, access_log=False)
+
+
+@main.group(name="db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command()
+def upgrade() -> None:
+    """Apply every pending migration."""
+    settings = Settings()
+    settings.ensure_data_dir()
+    db.upgrade(settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def demo(host: str, port: int) -> None:
+    """Create the demo data set (idempotent), print its accounts, and serve."""
+    from api.app import create_app
+    from api.demo import DEMO_PASSWORD, seed_demo
+
+    settings = Settings()
+    settings.ensure_data_dir()
+    db.upgrade(settings.database_url)
+    accounts = asyncio.run(_with_sessions(settings, seed_demo))
+    click.echo(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
+    for account in accounts:
+        click.echo(f"  {account.username:<10} {account.roles:<24} {account.department}")
+    click.echo(f"\nOpen http://{host}:{port}/ — API docs at http://{host}:{port}/schema\n")
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("create")
+@click.argument("username")
+@click.option("--display-name", required=True)
+@click.option(
+    "--role", "roles", multiple=True, required=True, help="admin, coordinator, auditor, employee"
+)
+@click.option(
+    "--department", "department_id", default=None, help="department id; none for platform-wide"
+)
+@click.option("--password", default=None, help="prompted for when not given")
+def create_user(
+    username: str,
+    display_name: str,
+    roles: tuple[str, ...],
+    department_id: str | None,
+    password: str | None,
+) -> None:
+    """Create a user, e.g. the first platform admin."""
+    from catalog.identity import create_user as create
+
+    password = password or getpass.getpass("Password: ")
+    settings = Settings()
+    settings.ensure_data_dir()
+    db.upgrade(settings.database_url)
+
+    async def run(session_factory) -> str:  # type: ignore[no-untyped-def]
+        async with db.transaction(session_factory) as session:
+            user = await create(
+                session,
+                username=username,
+                display_name=display_name,
+                password=password,
+                department_id=department_id,
+                roles=list(roles),
+            )
+            return user.id
+
+    click.echo(f"created user {username} ({asyncio.run(_with_sessions(settings, run))})")
+
+
+async def _with_sessions(settings: Settings, work):  # type: ignore[no-untyped-def]
+    engine = db.create_engine(settings.database_url)
+    try:
+        return await work(db.create_session_factory(engine))
+    finally:
+        await engine.dispose()

@@ -1,0 +1,114 @@
+"""Sign in, sign out, and who am I."""
+
+import secrets
+from datetime import UTC
+from typing import Annotated, Any
+
+import msgspec
+import structlog
+from litestar import Controller, Request, Response, get, post
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.security.jwt import Token
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.auth import COOKIE_NAME
+from catalog.errors import InvalidCredentials
+from catalog.identity import Identity, authenticate, revoke_token
+from catalog.models import Department
+
+log = structlog.get_logger()
+
+
+class Credentials(msgspec.Struct):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class AccessToken(msgspec.Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+
+
+class DepartmentRef(msgspec.Struct):
+    id: str
+    name: str
+    status: str
+
+
+class Me(msgspec.Struct):
+    id: str
+    username: str
+    display_name: str
+    roles: list[str]
+    department: DepartmentRef | None
+    language: str | None
+
+
+LOGIN_PATHS = frozenset({"/api/auth/token", "/login"})
+
+
+def login_rate_limit(per_minute: int) -> RateLimitConfig:
+    """Throttles sign-in attempts per client address; other routes are not limited."""
+    return RateLimitConfig(
+        rate_limit=("minute", per_minute),
+        check_throttle_handler=lambda request: request.url.path in LOGIN_PATHS,
+    )
+
+
+class AuthController(Controller):
+    path = "/api"
+    tags = ["Authentication"]
+
+    @post("/auth/token", status_code=200, summary="Sign in; also sets the session cookie for pages")
+    async def token(
+        self, request: Request[Any, Any, Any], db: AsyncSession, data: Credentials
+    ) -> Response[AccessToken]:
+        try:
+            user = await authenticate(db, data.username, data.password)
+        except InvalidCredentials:
+            client = request.client.host if request.client else None
+            log.warning("login failed", username=data.username, client=client)
+            raise
+        auth = request.app.state.auth
+        seconds = int(auth.default_token_expiration.total_seconds())
+        encoded = auth.create_token(user.id, token_unique_jwt_id=secrets.token_hex(16))
+        log.info("login", user_id=user.id)
+        response = Response(AccessToken(encoded, "bearer", seconds), status_code=200)
+        response.set_cookie(
+            key=COOKIE_NAME,
+            value=encoded,
+            max_age=seconds,
+            httponly=True,
+            samesite=auth.samesite,
+            secure=auth.secure,
+        )
+        return response
+
+    @post("/auth/logout", status_code=204, summary="Revoke the current token")
+    async def logout(
+        self, request: Request[Identity, Token, Any], db: AsyncSession
+    ) -> Response[None]:
+        token = request.auth
+        if token.jti:
+            await revoke_token(db, token.jti, token.exp.astimezone(UTC))
+        response: Response[None] = Response(None, status_code=204)
+        response.delete_cookie(COOKIE_NAME)
+        return response
+
+    @get("/me", summary="The signed-in user, department, roles and balance")
+    async def me(self, request: Request[Identity, Token, Any], db: AsyncSession) -> Me:
+        identity = request.user
+        department = (
+            await db.get(Department, identity.department_id) if identity.department_id else None
+        )
+        return Me(
+            id=identity.user_id,
+            username=identity.username,
+            display_name=identity.display_name,
+            roles=sorted(role.value for role in identity.roles),
+            department=DepartmentRef(department.id, department.name, department.status)
+            if department
+            else None,
+            language=identity.language,
+        )

@@ -1,0 +1,142 @@
+"""Every error becomes an RFC 9457 problem document; each domain error maps to one status here."""
+
+import errno
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from catalog import errors as catalog_errors
+
+log = structlog.get_logger()
+
+# The first class in this list that an error is an instance of decides its status.
+STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
+    (catalog_errors.InvalidCredentials, 401),
+    (catalog_errors.NotFound, 404),
+    (catalog_errors.DepartmentNotApproved, 403),
+    (catalog_errors.Conflict, 409),
+    (catalog_errors.InvalidStatusChange, 409),
+    (catalog_errors.InvalidField, 422),
+    (catalog_errors.ImportRejected, 422),
+]
+
+
+def status_of(error: Exception) -> int:
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 400
+
+
+def domain_problem(error: Exception) -> ProblemDetailsException:
+    extra: dict[str, Any] = {"code": type(error).__name__}
+    if field := getattr(error, "field", None):
+        extra["errors"] = [{"field": field, "rule": getattr(error, "rule", "")}]
+    if rows := getattr(error, "errors", None):
+        extra["errors"] = rows
+    for name in getattr(error, "problem_fields", ()):
+        extra[name] = getattr(error, name)
+    return ProblemDetailsException(
+        status_code=status_of(error),
+        title=getattr(error, "title", "Request refused"),
+        detail=str(getattr(error, "detail", error)),
+        extra=extra,
+    )
+
+
+def http_problem(error: HTTPException) -> ProblemDetailsException:
+    if isinstance(error, ValidationException):
+        rows = error.extra if isinstance(error.extra, list) else []
+        return ProblemDetailsException(
+            status_code=error.status_code,
+            title="Invalid request",
+            detail=error.detail,
+            extra={
+                "errors": [
+                    {
+                        "field": row.get("key"),
+                        "rule": row.get("message"),
+                        "source": row.get("source"),
+                    }
+                    for row in rows
+                    if isinstance(row, dict)
+                ]
+            },
+            headers=error.headers,
+        )
+    extra = error.extra if isinstance(error.extra, dict) else None
+    return ProblemDetailsException(
+        status_code=error.status_code,
+        title=_TITLES.get(error.status_code, error.detail),
+        detail=error.detail,
+        extra=extra,
+        headers=error.headers,
+    )
+
+
+_TITLES = {
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    429: "Too many requests",
+}
+
+
+def database_unavailable(request: Request, error: Exception) -> Response[Any]:
+    log.error(
+        "database unavailable", error=str(error).splitlines()[0] if str(error) else repr(error)
+    )
+    return ProblemDetailsException(
+        status_code=503,
+        title="Database unavailable",
+        detail="The database cannot be reached right now; try again shortly.",
+        headers={"Retry-After": "5"},
+    ).to_response(request)
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """Whether the database could not be reached, as opposed to a bug or a bad statement."""
+    if isinstance(error, (OperationalError, PoolTimeout, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    # asyncpg reports refused connections to several addresses as one plain OSError.
+    return isinstance(error, OSError) and (
+        error.errno in _NETWORK_ERRNOS or str(error).startswith("Multiple exceptions")
+    )
+
+
+_NETWORK_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+
+def unexpected_error(request: Request, error: Exception) -> Response[Any]:
+    if is_connection_failure(error):
+        return database_unavailable(request, error)
+    log.exception("unhandled error", path=request.url.path)
+    return ProblemDetailsException(
+        status_code=500,
+        title="Internal error",
+        detail="Something went wrong on our side; it has been logged.",
+    ).to_response(request)
+
+
+def problem_details_plugin(domain_errors: list[type[Exception]]) -> ProblemDetailsPlugin:
+    mapping: dict[type[Exception], Callable[[Any], ProblemDetailsException]] = {
+        HTTPException: http_problem,
+        **{error_type: domain_problem for error_type in domain_errors},
+    }
+    return ProblemDetailsPlugin(ProblemDetailsConfig(exception_to_problem_detail_map=mapping))

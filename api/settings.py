@@ -1,0 +1,69 @@
+"""Settings: one typed object read from the environment (prefix EXCHANGE_) or an optional .env."""
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.signing import KeyRing
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXCHANGE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    # Empty means the embedded SQLite file in the data directory.
+    database_url: str = ""
+    public_base_url: str = "http://127.0.0.1:8000"
+    # Empty means a secret generated on first run into the data directory.
+    jwt_secret: str = ""
+    access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: str = "INFO"
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+    order_expiry_hours: int = Field(default=7 * 24, ge=1)
+    sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    secure_cookies: bool = False
+
+    def model_post_init(self, __context: object) -> None:
+        self.data_dir = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'exchange.db'}"
+        self.public_base_url = self.public_base_url.rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def jwt_signing_secret(self) -> str:
+        if self.jwt_secret:
+            return self.jwt_secret
+        return _read_or_create_secret(self.data_dir / "jwt_secret")
+
+    @cached_property
+    def keyring(self) -> KeyRing:
+        """Ed25519 keys for pickup tokens and tree heads, generated on first run."""
+        return KeyRing.load_or_create(self.data_dir / "keys")
+
+
+def _read_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two instances starting at once must not each write a different secret.
+    try:
+        fd = path.open("x")
+    except FileExistsError:
+        return path.read_text().strip()
+    with fd:
+        fd.write(secret)
+    path.chmod(0o600)
+    return secret

@@ -1,0 +1,54 @@
+"""Errors the catalog raises; api/ maps each class to one problem response."""
+
+
+class CatalogError(Exception):
+    """Base: `title` is stable and short, the message says what exactly was wrong."""
+
+    title = "Catalog error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(CatalogError):
+    title = "Not found"
+
+
+class InvalidCredentials(CatalogError):
+    title = "Wrong username or password"
+
+    def __init__(self) -> None:
+        # One message for every cause, so a caller learns nothing about which part was wrong.
+        super().__init__("The username or password is not correct.")
+
+
+class Conflict(CatalogError):
+    title = "Conflict"
+
+
+class DepartmentNotApproved(CatalogError):
+    title = "Department not approved"
+
+
+class InvalidStatusChange(CatalogError):
+    title = "Invalid registration status change"
+
+
+class InvalidField(CatalogError):
+    title = "Invalid field"
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class ImportRejected(CatalogError):
+    """A member CSV with at least one bad row; nothing of it was imported."""
+
+    title = "Member import rejected"
+
+    def __init__(self, errors: list[dict[str, object]]) -> None:
+        super().__init__(f"{len(errors)} problem(s) in the file; nothing was imported.")
+        self.errors = errors

@@ -1,0 +1,177 @@
+"""Users, their roles and what a signed-in caller may see and touch."""
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.errors import Conflict, InvalidCredentials, InvalidField
+from catalog.models import Department, DepartmentStatus, RevokedToken, Role, User, UserRole, utcnow
+from catalog.passwords import hash_password, verify_password
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 256
+PLATFORM_ROLES = frozenset({Role.admin, Role.auditor})
+DEPARTMENT_ROLES = frozenset({Role.employee, Role.coordinator, Role.auditor})
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The signed-in caller: who, in which department (None: platform-wide), with which roles."""
+
+    user_id: str
+    username: str
+    display_name: str
+    department_id: str | None
+    department_status: DepartmentStatus | None
+    roles: frozenset[Role]
+    language: str | None = None
+
+    @property
+    def is_platform(self) -> bool:
+        return self.department_id is None
+
+    def has(self, *roles: Role) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+    def may_see_department(self, department_id: str) -> bool:
+        return self.is_platform or self.department_id == department_id
+
+
+def validate_username(username: str) -> None:
+    if not USERNAME_PATTERN.match(username):
+        raise InvalidField(
+            "username",
+            "3-64 characters: letters, digits, '.', '_' or '-', starting with one of the first two",
+        )
+
+
+def validate_password(password: str) -> None:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidField(
+            "password", f"between {MIN_PASSWORD_LENGTH} and {MAX_PASSWORD_LENGTH} characters"
+        )
+
+
+def validate_roles(roles: Iterable[str], *, platform: bool) -> frozenset[Role]:
+    allowed = PLATFORM_ROLES if platform else DEPARTMENT_ROLES
+    parsed: set[Role] = set()
+    for name in roles:
+        try:
+            role = Role(name)
+        except ValueError:
+            raise InvalidField("roles", f"unknown role {name!r}") from None
+        if role not in allowed:
+            scope = "platform-wide" if platform else "department"
+            raise InvalidField("roles", f"{role.value} is not a {scope} role")
+        parsed.add(role)
+    if not parsed:
+        raise InvalidField("roles", "at least one role")
+    return frozenset(parsed)
+
+
+async def username_taken(session: AsyncSession, username: str) -> bool:
+    found = await session.exec(select(User.id).where(User.username == username))
+    return found.first() is not None
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    display_name: str,
+    password: str,
+    department_id: str | None,
+    roles: Iterable[str],
+) -> User:
+    validate_username(username)
+    validate_password(password)
+    if not display_name.strip() or len(display_name) > 100:
+        raise InvalidField("display_name", "1-100 characters")
+    parsed_roles = validate_roles(roles, platform=department_id is None)
+    if await username_taken(session, username):
+        raise Conflict(f"The username {username!r} is already taken.")
+    user = User(
+        username=username,
+        display_name=display_name.strip(),
+        password_hash=hash_password(password),
+        department_id=department_id,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # A concurrent request took the name between our check and the insert.
+        raise Conflict(f"The username {username!r} is already taken.") from None
+    session.add_all(UserRole(user_id=user.id, role=role) for role in parsed_roles)
+    await session.flush()
+    return user
+
+
+async def set_roles(session: AsyncSession, user: User, roles: Iterable[str]) -> None:
+    parsed = validate_roles(roles, platform=user.department_id is None)
+    await session.exec(delete(UserRole).where(UserRole.user_id == user.id))
+    session.add_all(UserRole(user_id=user.id, role=role) for role in parsed)
+    await session.flush()
+
+
+async def roles_of(session: AsyncSession, user_ids: list[str]) -> dict[str, frozenset[Role]]:
+    rows = await session.exec(
+        select(UserRole.user_id, UserRole.role).where(col(UserRole.user_id).in_(user_ids))
+    )
+    found: dict[str, set[Role]] = {user_id: set() for user_id in user_ids}
+    for user_id, role in rows:
+        found[user_id].add(Role(role))
+    return {user_id: frozenset(roles) for user_id, roles in found.items()}
+
+
+async def authenticate(session: AsyncSession, username: str, password: str) -> User:
+    found = await session.exec(select(User).where(User.username == username))
+    user = found.first()
+    if not verify_password(user.password_hash if user else None, password):
+        raise InvalidCredentials()
+    if user is None or not user.is_active:
+        raise InvalidCredentials()
+    return user
+
+
+async def load_identity(session: AsyncSession, user_id: str) -> Identity | None:
+    found = await session.exec(
+        select(User, Department.status)
+        .outerjoin(Department, Department.id == User.department_id)
+        .where(User.id == user_id)
+    )
+    row = found.first()
+    if row is None or not row[0].is_active:
+        return None
+    user, status = row
+    roles = (await roles_of(session, [user.id]))[user.id]
+    return Identity(
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        department_id=user.department_id,
+        department_status=DepartmentStatus(status) if status else None,
+        roles=roles,
+        language=user.language,
+    )
+
+
+async def revoke_token(session: AsyncSession, jti: str, expires_at: datetime) -> None:
+    if await is_revoked(session, jti):
+        return
+    session.add(RevokedToken(jti=jti, expires_at=expires_at))
+    # Tokens past their expiry are refused anyway; forget them so the table stays small.
+    await session.exec(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
+    await session.flush()
+
+
+async def is_revoked(session: AsyncSession, jti: str) -> bool:
+    found = await session.exec(select(RevokedToken.jti).where(RevokedToken.jti == jti))
+    return found.first() is not None

@@ -1,0 +1,177 @@
+"""A department's members: listing, adding one, and all-or-nothing CSV import."""
+
+import csv
+import io
+import secrets
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.errors import CatalogError, ImportRejected, InvalidField
+from catalog.identity import (
+    create_user,
+    roles_of,
+    validate_password,
+    validate_roles,
+    validate_username,
+)
+from catalog.models import Role, User
+from catalog.paging import Page, page_of
+
+REQUIRED_COLUMNS = ("username", "display_name")
+OPTIONAL_COLUMNS = ("roles", "password")
+MAX_IMPORT_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class Member:
+    user: User
+    roles: frozenset[Role]
+    # Set only when the service generated the password: shown once, never stored in clear.
+    initial_password: str | None = None
+
+
+async def list_members(
+    session: AsyncSession, department_id: str, *, limit: int, after: str | None
+) -> Page[Member]:
+    query = (
+        select(User)
+        .where(User.department_id == department_id)
+        .order_by(col(User.id))
+        .limit(limit + 1)
+    )
+    if after:
+        query = query.where(col(User.id) > after)
+    users = (await session.exec(query)).all()
+    page = page_of(users, limit, lambda user: user.id)
+    roles = await roles_of(session, [user.id for user in page.items])
+    return Page(items=[Member(user, roles[user.id]) for user in page.items], next=page.next)
+
+
+async def add_member(
+    session: AsyncSession,
+    department_id: str,
+    *,
+    username: str,
+    display_name: str,
+    roles: list[str],
+    password: str | None = None,
+) -> Member:
+    initial = None if password else generate_password()
+    user = await create_user(
+        session,
+        username=username,
+        display_name=display_name,
+        password=password or initial or "",
+        department_id=department_id,
+        roles=roles,
+    )
+    return Member(user, validate_roles(roles, platform=False), initial)
+
+
+def generate_password() -> str:
+    return secrets.token_urlsafe(9)
+
+
+def decode_csv(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GBK, which Chinese office software exports."""
+    for encoding in ("utf-8-sig", "gbk"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ImportRejected(
+        [{"row": None, "field": None, "error": "the file is neither UTF-8 nor GBK text"}]
+    )
+
+
+async def import_members(session: AsyncSession, department_id: str, data: bytes) -> list[Member]:
+    """Adds every row or none: any bad row rejects the file with a report of every problem."""
+    text = decode_csv(data)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in reader.fieldnames or []]
+    reader.fieldnames = header
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if missing or unknown:
+        problems = [{"row": 1, "field": name, "error": "missing column"} for name in missing]
+        problems += [{"row": 1, "field": name, "error": "unknown column"} for name in unknown]
+        raise ImportRejected(problems)
+
+    rows = list(reader)
+    if not rows:
+        raise ImportRejected([{"row": None, "field": None, "error": "the file has no members"}])
+    if len(rows) > MAX_IMPORT_ROWS:
+        raise ImportRejected(
+            [{"row": None, "field": None, "error": f"more than {MAX_IMPORT_ROWS} rows"}]
+        )
+
+    problems: list[dict[str, object]] = []
+    seen: dict[str, int] = {}
+    parsed: list[tuple[str, str, list[str], str | None]] = []
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        if None in row:
+            problems.append({"row": line, "field": None, "error": "more cells than columns"})
+            continue
+        username = (row.get("username") or "").strip()
+        display_name = (row.get("display_name") or "").strip()
+        roles = [r.strip() for r in (row.get("roles") or "employee").replace(",", ";").split(";")]
+        roles = [r for r in roles if r]
+        password = (row.get("password") or "").strip() or None
+        problems += _row_problems(line, username, display_name, roles, password)
+        if username in seen:
+            problems.append(
+                {"row": line, "field": "username", "error": f"duplicate of row {seen[username]}"}
+            )
+        seen.setdefault(username, line)
+        parsed.append((username, display_name, roles, password))
+
+    taken = await session.exec(select(User.username).where(col(User.username).in_(list(seen))))
+    for username in taken.all():
+        problems.append({"row": seen[username], "field": "username", "error": "already taken"})
+    if problems:
+        raise ImportRejected(sorted(problems, key=lambda p: (p["row"] or 0, str(p["field"]))))
+
+    members = []
+    for username, display_name, roles, password in parsed:
+        try:
+            members.append(
+                await add_member(
+                    session,
+                    department_id,
+                    username=username,
+                    display_name=display_name,
+                    roles=roles,
+                    password=password,
+                )
+            )
+        except CatalogError as error:  # e.g. a name taken by a concurrent request
+            raise ImportRejected(
+                [{"row": seen[username], "field": "username", "error": error.detail}]
+            ) from None
+    return members
+
+
+def _row_problems(
+    line: int, username: str, display_name: str, roles: list[str], password: str | None
+) -> list[dict[str, object]]:
+    checks = [
+        lambda: validate_username(username),
+        lambda: _check_display_name(display_name),
+        lambda: validate_roles(roles, platform=False),
+    ]
+    if password is not None:
+        checks.append(lambda: validate_password(password))
+    problems: list[dict[str, object]] = []
+    for check in checks:
+        try:
+            check()
+        except InvalidField as error:
+            problems.append({"row": line, "field": error.field, "error": error.rule})
+    return problems
+
+
+def _check_display_name(display_name: str) -> None:
+    if not display_name or len(display_name) > 100:
+        raise InvalidField("display_name", "1-100 characters")
