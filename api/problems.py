@@ -1,6 +1,7 @@
 """Every error becomes an RFC 9457 problem document; each domain error maps to one status here."""
 
 import errno
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -62,17 +63,7 @@ def http_problem(error: HTTPException) -> ProblemDetailsException:
             status_code=error.status_code,
             title="Invalid request",
             detail=error.detail,
-            extra={
-                "errors": [
-                    {
-                        "field": row.get("key"),
-                        "rule": row.get("message"),
-                        "source": row.get("source"),
-                    }
-                    for row in rows
-                    if isinstance(row, dict)
-                ]
-            },
+            extra={"errors": [_field_error(row) for row in rows if isinstance(row, dict)]},
             headers=error.headers,
         )
     extra = error.extra if isinstance(error.extra, dict) else None
@@ -83,6 +74,18 @@ def http_problem(error: HTTPException) -> ProblemDetailsException:
         extra=extra,
         headers=error.headers,
     )
+
+
+_MISSING_FIELD = re.compile(r"missing required field `([^`]+)`")
+
+
+def _field_error(row: dict[str, Any]) -> dict[str, Any]:
+    """msgspec reports a missing field against its parent object; name the field itself."""
+    message = str(row.get("message", ""))
+    field = row.get("key")
+    if missing := _MISSING_FIELD.search(message):
+        field = missing.group(1) if field in (None, "data") else f"{field}.{missing.group(1)}"
+    return {"field": field, "rule": message, "source": row.get("source")}
 
 
 _TITLES = {

@@ -6,18 +6,27 @@ see each other's rows; the PostgreSQL databases this run creates are dropped at 
 """
 
 import asyncio
+import functools
 import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
+from api.app import create_app
+from api.settings import Settings
+from catalog import identity, passwords
+from catalog.departments import NewDepartment, register_department
+from catalog.models import DepartmentStatus
 
 POSTGRES_URL = os.environ.get("EXCHANGE_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
@@ -104,3 +113,112 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def pg_session_factory(pg_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return db.create_session_factory(pg_engine)
+
+
+# --- The HTTP app -----------------------------------------------------------------------------
+
+PASSWORD = "correct-horse-9"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        log_format="json",
+        login_attempts_per_minute=10_000,
+        public_base_url="http://exchange.test",
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+async def login(
+    client: AsyncTestClient[Litestar], username: str, password: str = PASSWORD
+) -> dict[str, str]:
+    """Signs in through the API and answers the Authorization header to send."""
+    response = await client.post(
+        "/api/auth/token", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    client.cookies.clear()  # API calls authenticate by bearer token, not by the page cookie
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@dataclass
+class World:
+    """Two approved departments with staff, and platform staff; every password is PASSWORD."""
+
+    dept_a: str
+    dept_b: str
+    pending_dept: str
+    headers: dict[str, dict[str, str]]
+
+
+def _department(name: str) -> NewDepartment:
+    return NewDepartment(
+        name=name,
+        village_name=f"{name}村",
+        village_county="平江县",
+        village_province="湖南省",
+        contact_name="联系人",
+        contact_phone="0731-0000",
+        pickup_location="一楼收发室",
+    )
+
+
+@functools.cache
+def _password_hash() -> str:
+    return passwords.hash_password(PASSWORD)
+
+
+def fast_hash(password: str) -> str:
+    """argon2 costs ~0.1 s a hash by design; tests reuse one real hash of PASSWORD."""
+    return _password_hash() if password == PASSWORD else passwords.hash_password(password)
+
+
+def bearer(client: AsyncTestClient[Litestar], user_id: str) -> dict[str, str]:
+    token = client.app.state.auth.create_token(user_id, token_unique_jwt_id=secrets.token_hex(16))
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def world(client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setattr(identity, "hash_password", fast_hash)
+    session_factory = client.app.state.session_factory
+    headers = {}
+    async with db.transaction(session_factory) as session:
+        ids = {}
+        for key, status in (("a", "approved"), ("b", "approved"), ("p", "pending")):
+            department = await register_department(
+                session, _department(f"部门{key}"), actor_id=None
+            )
+            department.status = DepartmentStatus(status)
+            session.add(department)
+            ids[key] = department.id
+        users = [
+            ("admin", None, ["admin"]),
+            ("auditor", None, ["auditor"]),
+            ("coord-a", ids["a"], ["coordinator", "employee"]),
+            ("audit-a", ids["a"], ["auditor"]),
+            ("emp-a", ids["a"], ["employee"]),
+            ("emp-a2", ids["a"], ["employee"]),
+            ("coord-b", ids["b"], ["coordinator", "employee"]),
+            ("emp-b", ids["b"], ["employee"]),
+            ("coord-p", ids["p"], ["coordinator", "employee"]),
+        ]
+        for username, department_id, roles in users:
+            user = await identity.create_user(
+                session,
+                username=username,
+                display_name=username.upper(),
+                password=PASSWORD,
+                department_id=department_id,
+                roles=roles,
+            )
+            headers[username] = bearer(client, user.id)
+    return World(dept_a=ids["a"], dept_b=ids["b"], pending_dept=ids["p"], headers=headers)

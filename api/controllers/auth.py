@@ -8,10 +8,11 @@ import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.params import JSONBody
 from litestar.security.jwt import Token
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.auth import COOKIE_NAME
+from api.params import DB
 from catalog.errors import InvalidCredentials
 from catalog.identity import Identity, authenticate, revoke_token
 from catalog.models import Department
@@ -62,7 +63,7 @@ class AuthController(Controller):
 
     @post("/auth/token", status_code=200, summary="Sign in; also sets the session cookie for pages")
     async def token(
-        self, request: Request[Any, Any, Any], db: AsyncSession, data: Credentials
+        self, request: Request[Any, Any, Any], db: DB, data: JSONBody[Credentials]
     ) -> Response[AccessToken]:
         try:
             user = await authenticate(db, data.username, data.password)
@@ -86,9 +87,7 @@ class AuthController(Controller):
         return response
 
     @post("/auth/logout", status_code=204, summary="Revoke the current token")
-    async def logout(
-        self, request: Request[Identity, Token, Any], db: AsyncSession
-    ) -> Response[None]:
+    async def logout(self, request: Request[Identity, Token, Any], db: DB) -> Response[None]:
         token = request.auth
         if token.jti:
             await revoke_token(db, token.jti, token.exp.astimezone(UTC))
@@ -97,7 +96,7 @@ class AuthController(Controller):
         return response
 
     @get("/me", summary="The signed-in user, department, roles and balance")
-    async def me(self, request: Request[Identity, Token, Any], db: AsyncSession) -> Me:
+    async def me(self, request: Request[Identity, Token, Any], db: DB) -> Me:
         identity = request.user
         department = (
             await db.get(Department, identity.department_id) if identity.department_id else None

@@ -5,25 +5,19 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.params import Body, Parameter
+from litestar.params import FromPath, JSONBody, MultipartBody
 from litestar.security.jwt import Token
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.auth import optional_identity, requires
+from api.params import DB, DEFAULT_LIMIT, After, Limit
 from catalog import departments, members
 from catalog.departments import NewCoordinator, NewDepartment
 from catalog.identity import Identity
 from catalog.models import Department, DepartmentStatus, Role
-from catalog.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description="page size")]
-After = Annotated[
-    str | None, Parameter(max_length=64, description="cursor from the last page's `next`")
-]
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 
 
@@ -131,7 +125,7 @@ class DepartmentController(Controller):
         summary="Register a department (admin), or apply for one with its first coordinator",
     )
     async def register(
-        self, request: Request[Any, Any, Any], db: AsyncSession, data: DepartmentIn
+        self, request: Request[Any, Any, Any], db: DB, data: JSONBody[DepartmentIn]
     ) -> DepartmentOut:
         caller = await optional_identity(request)
         if caller is None and data.coordinator is None:
@@ -159,7 +153,7 @@ class DepartmentController(Controller):
     async def list_departments(
         self,
         request: Request[Identity, Token, Any],
-        db: AsyncSession,
+        db: DB,
         limit: Limit = DEFAULT_LIMIT,
         after: After = None,
     ) -> DepartmentPage:
@@ -168,13 +162,13 @@ class DepartmentController(Controller):
 
     @get("/{department_id:str}", guards=[requires(Role.admin, Role.auditor, Role.coordinator)])
     async def get_department(
-        self, request: Request[Identity, Token, Any], db: AsyncSession, department_id: str
+        self, request: Request[Identity, Token, Any], db: DB, department_id: FromPath[str]
     ) -> DepartmentOut:
         return DepartmentOut.of(await departments.get_department(db, request.user, department_id))
 
     @post("/{department_id:str}/approve", status_code=200, guards=[requires(Role.admin)])
     async def approve(
-        self, request: Request[Identity, Token, Any], db: AsyncSession, department_id: str
+        self, request: Request[Identity, Token, Any], db: DB, department_id: FromPath[str]
     ) -> DepartmentOut:
         department = await departments.change_status(
             db, request.user, department_id, DepartmentStatus.approved
@@ -183,7 +177,7 @@ class DepartmentController(Controller):
 
     @post("/{department_id:str}/suspend", status_code=200, guards=[requires(Role.admin)])
     async def suspend(
-        self, request: Request[Identity, Token, Any], db: AsyncSession, department_id: str
+        self, request: Request[Identity, Token, Any], db: DB, department_id: FromPath[str]
     ) -> DepartmentOut:
         department = await departments.change_status(
             db, request.user, department_id, DepartmentStatus.suspended
@@ -194,8 +188,8 @@ class DepartmentController(Controller):
     async def list_members(
         self,
         request: Request[Identity, Token, Any],
-        db: AsyncSession,
-        department_id: str,
+        db: DB,
+        department_id: FromPath[str],
         limit: Limit = DEFAULT_LIMIT,
         after: After = None,
     ) -> MemberPage:
@@ -212,9 +206,9 @@ class DepartmentController(Controller):
     async def add_member(
         self,
         request: Request[Identity, Token, Any],
-        db: AsyncSession,
-        department_id: str,
-        data: MemberIn,
+        db: DB,
+        department_id: FromPath[str],
+        data: JSONBody[MemberIn],
     ) -> MemberOut:
         await departments.get_active_department(db, request.user, department_id)
         member = await members.add_member(
@@ -239,9 +233,9 @@ class DepartmentController(Controller):
     async def import_members(
         self,
         request: Request[Identity, Token, Any],
-        db: AsyncSession,
-        department_id: str,
-        data: Annotated[ImportForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        db: DB,
+        department_id: FromPath[str],
+        data: MultipartBody[ImportForm],
     ) -> ImportResult:
         await departments.get_active_department(db, request.user, department_id)
         imported = await members.import_members(db, department_id, await data.file.read())

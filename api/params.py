@@ -1,0 +1,18 @@
+"""Handler parameter types every controller shares."""
+
+from typing import Annotated
+
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.paging import DEFAULT_LIMIT, MAX_LIMIT
+
+# The request's unit of work: committed when the handler returns, rolled back when it raises.
+DB = NamedDependency[AsyncSession]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
+After = Annotated[
+    str | None, QueryParameter(max_length=64, description="cursor: the `next` of the last page")
+]
+
+__all__ = ["DB", "DEFAULT_LIMIT", "After", "Limit"]
