@@ -1,0 +1,204 @@
+"""Reading the log: entries, balances now and as of a seq or a time, keyset-paginated
+listings, and the streaming JSON Lines export."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession as SASession
+
+from ledger.accounts import Balance, get_account
+from ledger.encoding import encode_entry, to_us
+from ledger.errors import InvalidRequest, LedgerNotFound, TransferNotFound
+from ledger.models import LedgerEntry, LedgerHead
+
+E = LedgerEntry.__table__
+H = LedgerHead.__table__
+
+MAX_LIMIT = 500
+
+_BY_SEQ = select(E).where(E.c.ledger_id == bindparam("lid"), E.c.seq == bindparam("seq"))
+_BY_KEY = select(E).where(
+    E.c.ledger_id == bindparam("lid"), E.c.idempotency_key == bindparam("key")
+)
+_LAST_AS_DEBIT = (
+    select(E)
+    .where(
+        E.c.ledger_id == bindparam("lid"),
+        E.c.debit_account == bindparam("acct"),
+        E.c.seq <= bindparam("seq"),
+    )
+    .order_by(E.c.seq.desc())
+    .limit(1)
+)
+_LAST_AS_CREDIT = (
+    select(E)
+    .where(
+        E.c.ledger_id == bindparam("lid"),
+        E.c.credit_account == bindparam("acct"),
+        E.c.seq <= bindparam("seq"),
+    )
+    .order_by(E.c.seq.desc())
+    .limit(1)
+)
+_SEQ_AT_TIME = (
+    select(E.c.seq)
+    .where(E.c.ledger_id == bindparam("lid"), E.c.time_us <= bindparam("t"))
+    .order_by(E.c.time_us.desc(), E.c.seq.desc())
+    .limit(1)
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    entries: list[LedgerEntry]
+    next: str | None  # cursor for ``after``; None on the last page
+
+
+async def ledger_size(session: SASession, ledger_id: str) -> int:
+    conn = await session.connection()
+    size = (
+        await conn.execute(select(H.c.size).where(H.c.ledger_id == ledger_id))
+    ).scalar_one_or_none()
+    if size is None:
+        raise LedgerNotFound(ledger_id)
+    return size
+
+
+async def get_entry(session: SASession, ledger_id: str, seq: int) -> LedgerEntry:
+    conn = await session.connection()
+    row = (await conn.execute(_BY_SEQ, {"lid": ledger_id, "seq": seq})).one_or_none()
+    if row is None:
+        raise TransferNotFound(ledger_id, seq)
+    return LedgerEntry(**row._mapping)
+
+
+async def entry_by_key(session: SASession, ledger_id: str, key: str) -> LedgerEntry | None:
+    conn = await session.connection()
+    row = (await conn.execute(_BY_KEY, {"lid": ledger_id, "key": key})).one_or_none()
+    return None if row is None else LedgerEntry(**row._mapping)
+
+
+async def seq_at_time(session: SASession, ledger_id: str, at: datetime) -> int:
+    """The last seq written at or before ``at`` (0 if none): the log as of that time."""
+    conn = await session.connection()
+    seq = (await conn.execute(_SEQ_AT_TIME, {"lid": ledger_id, "t": to_us(at)})).scalar()
+    return seq or 0
+
+
+async def balance(
+    session: SASession,
+    ledger_id: str,
+    account: str,
+    *,
+    as_of_seq: int | None = None,
+    as_of: datetime | None = None,
+) -> Balance:
+    """An account's counters now, or right after entry ``as_of_seq``, or as of a time.
+
+    Each entry carries its two accounts' counters after it, so a past balance is the newest
+    entry at or before the seq that touches the account: one index probe per side."""
+    current = await get_account(session, ledger_id, account)
+    if as_of_seq is None and as_of is None:
+        return current
+    if as_of_seq is not None and as_of is not None:
+        raise InvalidRequest("as_of", "give either as_of_seq or as_of, not both")
+    seq = as_of_seq if as_of_seq is not None else await seq_at_time(session, ledger_id, as_of)  # type: ignore[arg-type]
+    if seq < 0:
+        raise InvalidRequest("as_of_seq", "must not be negative")
+    conn = await session.connection()
+    params = {"lid": ledger_id, "acct": account, "seq": seq}
+    d = (await conn.execute(_LAST_AS_DEBIT, params)).one_or_none()
+    c = (await conn.execute(_LAST_AS_CREDIT, params)).one_or_none()
+    counters = (0, 0, 0, 0)
+    if d is not None and (c is None or d.seq > c.seq):
+        counters = (d.dr_debits_pending, d.dr_debits_posted, d.dr_credits_pending,
+                    d.dr_credits_posted)  # fmt: skip
+    elif c is not None:
+        counters = (c.cr_debits_pending, c.cr_debits_posted, c.cr_credits_pending,
+                    c.cr_credits_posted)  # fmt: skip
+    return Balance(ledger_id, account, current.flags, *counters, as_of_seq=seq)
+
+
+def parse_cursor(after: str | None) -> int:
+    if after is None or after == "":
+        return 0
+    if not after.isdigit():
+        raise InvalidRequest("after", "must be a cursor returned as next")
+    return int(after)
+
+
+async def list_entries(
+    session: SASession,
+    ledger_id: str,
+    *,
+    account: str | None = None,
+    reference: str | None = None,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """Entries in seq order, filtered, ``limit`` at a time; ``after`` is the previous page's
+    ``next``. ``since`` is inclusive, ``until`` exclusive."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest("limit", f"must be between 1 and {MAX_LIMIT}")
+    start = parse_cursor(after)
+    conds = [E.c.ledger_id == ledger_id, E.c.seq > start]
+    if reference is not None:
+        conds.append(E.c.reference == reference)
+    if kind is not None:
+        conds.append(E.c.kind == kind)
+    if since is not None:
+        conds.append(E.c.time_us >= to_us(since))
+    if until is not None:
+        conds.append(E.c.time_us < to_us(until))
+    if account is None:
+        stmt = select(E).where(*conds).order_by(E.c.seq).limit(limit + 1)
+    else:
+        # One index-ordered scan per side (debit, credit), merged: an OR would make the
+        # database collect the account's whole history before it could sort and stop.
+        sides = [
+            select(E).where(*conds, side == account).order_by(E.c.seq).limit(limit + 1)
+            for side in (E.c.debit_account, E.c.credit_account)
+        ]
+        u = union_all(*(s.subquery().select() for s in sides)).subquery()
+        stmt = select(u).order_by(u.c.seq).limit(limit + 1)
+    conn = await session.connection()
+    rows = (await conn.execute(stmt)).all()
+    entries = [LedgerEntry(**r._mapping) for r in rows[:limit]]
+    nxt = str(entries[-1].seq) if len(rows) > limit else None
+    return Page(entries, nxt)
+
+
+async def export_lines(
+    session: SASession,
+    ledger_id: str,
+    *,
+    upto: int | None = None,
+    batch: int = 1000,
+) -> AsyncIterator[bytes]:
+    """The log as JSON Lines: each line is exactly the entry's canonical bytes (so it hashes
+    to the entry's Merkle leaf) followed by a newline. Reads in keyset batches, so memory
+    stays flat however long the log is."""
+    size = await ledger_size(session, ledger_id)
+    end = size if upto is None else min(upto, size)
+    conn = await session.connection()
+    last = 0
+    while last < end:
+        stmt = (
+            select(E)
+            .where(E.c.ledger_id == ledger_id, E.c.seq > last, E.c.seq <= end)
+            .order_by(E.c.seq)
+            .limit(batch)
+        )
+        rows = (await conn.execute(stmt)).all()
+        if not rows:
+            break
+        for r in rows:
+            yield encode_entry(r) + b"\n"
+        last = rows[-1].seq
