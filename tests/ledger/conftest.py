@@ -34,9 +34,16 @@ async def credit(
     session: AsyncSession, user: str, amount: int, key: str, dept: str = DEPT, now: datetime = T0
 ) -> int:
     e = await transfer(
-        session, ledger_id=dept, debit="issuance", credit=f"user:{user}", amount=amount,
-        idempotency_key=key, actor="steward", reference=f"dropoff:{key}", now=now,
-    )  # fmt: skip
+        session,
+        ledger_id=dept,
+        debit="issuance",
+        credit=f"user:{user}",
+        amount=amount,
+        idempotency_key=key,
+        actor="steward",
+        reference=f"dropoff:{key}",
+        now=now,
+    )
     return e.seq
 
 

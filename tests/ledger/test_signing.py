@@ -45,9 +45,11 @@ def test_jwks_is_rfc8037_and_works_with_pyjwt_eddsa(tmp_path: Path) -> None:
     assert jwk.keys() == {"kty", "crv", "x", "kid", "alg", "use"}
     assert (jwk["kty"], jwk["crv"], jwk["alg"], jwk["use"]) == ("OKP", "Ed25519", "EdDSA", "sig")
     token = jwt.encode(
-        {"order": "o1"}, ring.active.private_key, algorithm="EdDSA",
+        {"order": "o1"},
+        ring.active.private_key,
+        algorithm="EdDSA",
         headers={"kid": ring.active.kid},
-    )  # fmt: skip
+    )
     public = jwt.PyJWK(jwk).key
     assert jwt.decode(token, public, algorithms=["EdDSA"]) == {"order": "o1"}
 
@@ -75,6 +77,9 @@ def test_tree_head_round_trips_through_json_and_any_change_breaks_the_signature(
 def test_signature_input_layout_is_the_documented_one() -> None:
     msg = signature_input("d1", 258, b"\xaa" * 32, 1)
     assert msg == (
-        b"cloud-exchange/tree-head/v1\x00" + b"\x00\x02d1" + (258).to_bytes(8, "big")
-        + b"\xaa" * 32 + (1).to_bytes(8, "big")
-    )  # fmt: skip
+        b"cloud-exchange/tree-head/v1\x00"
+        + b"\x00\x02d1"
+        + (258).to_bytes(8, "big")
+        + b"\xaa" * 32
+        + (1).to_bytes(8, "big")
+    )

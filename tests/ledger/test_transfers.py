@@ -36,9 +36,17 @@ async def hold(
     s: AsyncSession, dept: str, user: str, amount: int, key: str, **kw: object
 ) -> LedgerEntry:
     return await transfer(
-        s, ledger_id=dept, debit=f"user:{user}", credit="redemption", amount=amount,
-        idempotency_key=key, actor=f"user:{user}", reference=f"order:{key}", pending=True, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+        s,
+        ledger_id=dept,
+        debit=f"user:{user}",
+        credit="redemption",
+        amount=amount,
+        idempotency_key=key,
+        actor=f"user:{user}",
+        reference=f"order:{key}",
+        pending=True,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 async def test_direct_credit_moves_points_and_sums_to_zero(
@@ -77,9 +85,15 @@ async def test_holds_are_unavailable_and_pending_credits_not_spendable(
     async with transaction(session_factory) as s:
         await credit(s, "alice", 100, "d1")
         await transfer(
-            s, ledger_id=dept, debit="issuance", credit="user:alice", amount=40,
-            idempotency_key="d2", actor="alice", pending=True,
-        )  # fmt: skip
+            s,
+            ledger_id=dept,
+            debit="issuance",
+            credit="user:alice",
+            amount=40,
+            idempotency_key="d2",
+            actor="alice",
+            pending=True,
+        )
         await hold(s, dept, "alice", 70, "o1")
     alice = await bal(session_factory, dept, "user:alice")
     assert (alice.available, alice.held, alice.pending_credit) == (30, 70, 40)
@@ -314,8 +328,15 @@ async def test_accounts_must_exist_and_keep_their_flags(
 async def test_malformed_requests_are_refused_naming_the_field(
     session_factory: Factory, dept: str, kwargs: dict, field: str
 ) -> None:
-    args = {"ledger_id": dept, "debit": "issuance", "credit": "user:alice", "amount": 5,
-            "idempotency_key": "k", "actor": "a", **kwargs}  # fmt: skip
+    args = {
+        "ledger_id": dept,
+        "debit": "issuance",
+        "credit": "user:alice",
+        "amount": 5,
+        "idempotency_key": "k",
+        "actor": "a",
+        **kwargs,
+    }
     with pytest.raises(E.InvalidRequest) as err:
         async with transaction(session_factory) as s:
             await transfer(s, **args)

@@ -1,0 +1,212 @@
+"""Offline verification: a clean export verifies; each kind of tampering is named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.db import transaction
+from ledger import export_lines, post_pending, reverse, transfer, tree_head, void_pending
+from ledger.signing import KeyRing, b64url, b64url_decode
+from ledger.treehead import TreeHead
+from ledger.verify import Finding, verify_export, verify_files
+from tests.ledger.conftest import at, credit
+
+Factory = async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+def ring() -> KeyRing:
+    return KeyRing.ephemeral()
+
+
+async def exported(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> tuple[list[bytes], TreeHead]:
+    """A log with every kind of entry, its export and a signed head."""
+    async with transaction(session_factory) as s:
+        d1 = await credit(s, "alice", 100, "d1", now=at(0))
+        await credit(s, "bob", 40, "d2", now=at(1))
+        h = await transfer(
+            s,
+            ledger_id=dept,
+            debit="user:alice",
+            credit="redemption",
+            amount=60,
+            idempotency_key="o1",
+            actor="alice",
+            pending=True,
+            expires_at=at(30),
+            now=at(2),
+        )
+        await post_pending(
+            s,
+            ledger_id=dept,
+            pending_seq=h.seq,
+            amount=50,
+            idempotency_key="p1",
+            actor="c",
+            now=at(3),
+        )
+        h2 = await transfer(
+            s,
+            ledger_id=dept,
+            debit="user:bob",
+            credit="redemption",
+            amount=10,
+            idempotency_key="o2",
+            actor="bob",
+            pending=True,
+            now=at(4),
+        )
+        await void_pending(
+            s, ledger_id=dept, pending_seq=h2.seq, idempotency_key="v2", actor="bob", now=at(5)
+        )
+        await reverse(
+            s, ledger_id=dept, seq=d1 + 1, idempotency_key="r1", actor="auditor", now=at(6)
+        )
+        await credit(s, "alice", 7, "d3", now=at(7))
+    async with session_factory() as s:
+        lines = [line async for line in export_lines(s, dept)]
+        head = await tree_head(s, dept, ring, now=at(8))
+    return lines, head
+
+
+def rules(findings: list[Finding]) -> set[tuple[int | None, str]]:
+    return {(f.seq, f.rule) for f in findings}
+
+
+def edit(line: bytes, **changes: object) -> bytes:
+    obj = json.loads(line)
+    obj.update(changes)
+    return (
+        json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    )
+
+
+async def test_clean_export_verifies_with_no_findings(
+    session_factory: Factory, dept: str, ring: KeyRing, tmp_path: Path
+) -> None:
+    lines, head = await exported(session_factory, dept, ring)
+    assert len(lines) == 8
+    assert verify_export(lines, head, ring) == []
+    (tmp_path / "export.jsonl").write_bytes(b"".join(lines))
+    (tmp_path / "head.json").write_text(json.dumps(head.to_json()))
+    (tmp_path / "keys.json").write_text(json.dumps(ring.jwks()))
+    assert (
+        verify_files(tmp_path / "export.jsonl", tmp_path / "head.json", tmp_path / "keys.json")
+        == []
+    )
+
+
+async def test_an_altered_amount_is_caught_at_its_entry_and_in_the_root(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> None:
+    lines, head = await exported(session_factory, dept, ring)
+    lines[1] = edit(lines[1], amount=400)
+    found = verify_export(lines, head, ring)
+    assert rules(found) >= {(2, "balance"), (None, "root")}
+    assert (
+        "entry seq 2: [balance] credit account 'user:bob' stated [0, 0, 0, 40], "
+        "replay gives [0, 0, 0, 400]" in map(str, found)
+    )
+
+
+async def test_an_altered_balance_is_caught(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> None:
+    lines, head = await exported(session_factory, dept, ring)
+    lines[7] = edit(lines[7], credit_after=[0, 50, 0, 1000])
+    assert rules(verify_export(lines, head, ring)) >= {(8, "balance"), (None, "root")}
+
+
+async def test_reordered_entries_are_caught(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> None:
+    lines, head = await exported(session_factory, dept, ring)
+    lines[2], lines[3] = lines[3], lines[2]
+    found = rules(verify_export(lines, head, ring))
+    assert {(4, "sequence"), (3, "sequence"), (None, "root")} <= found
+
+
+async def test_a_dropped_entry_is_caught(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> None:
+    lines, head = await exported(session_factory, dept, ring)
+    del lines[4]
+    assert {(6, "sequence"), (None, "tree_size")} <= rules(verify_export(lines, head, ring))
+
+
+async def test_a_tampered_signature_or_head_is_caught(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> None:
+    lines, head = await exported(session_factory, dept, ring)
+    sig = bytearray(head.signature)
+    sig[0] ^= 1
+    bad = TreeHead.from_json({**head.to_json(), "signature": b64url(bytes(sig))})
+    assert rules(verify_export(lines, bad, ring)) == {(None, "signature")}
+    grown = TreeHead.from_json({**head.to_json(), "tree_size": 7})
+    assert rules(verify_export(lines, grown, ring)) == {(None, "root"), (None, "signature")}
+    other = KeyRing.ephemeral()
+    assert rules(verify_export(lines, head, other)) == {(None, "signature")}
+    assert b64url_decode(b64url(head.signature)) == head.signature
+
+
+def entry(
+    seq: int,
+    kind: str,
+    debit: str,
+    credit: str,
+    amount: int,
+    dr: list[int],
+    cr: list[int],
+    ref: int | None = None,
+    dflags: int = 0,
+    cflags: int = 1,
+) -> bytes:
+    obj = {
+        "actor": "x",
+        "amount": amount,
+        "credit_account": credit,
+        "credit_after": cr,
+        "credit_flags": cflags,
+        "debit_account": debit,
+        "debit_after": dr,
+        "debit_flags": dflags,
+        "expires_at": None,
+        "idempotency_key": f"k{seq}",
+        "kind": kind,
+        "ledger_id": "d",
+        "ref_seq": ref,
+        "reference": "",
+        "seq": seq,
+        "time": seq,
+        "version": 1,
+    }
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_rule_breaks_in_a_self_consistent_forged_log_are_named() -> None:
+    """A log the service could never write, with true balances: only the rules catch it."""
+    log = [
+        entry(1, "direct", "iss", "u", 10, [0, 10, 0, 0], [0, 0, 0, 10]),
+        entry(
+            2, "reversal", "u", "iss", 10, [0, 10, 0, 10], [0, 10, 0, 10], ref=1, dflags=1, cflags=0
+        ),
+        entry(
+            3, "reversal", "u", "iss", 10, [0, 20, 0, 10], [0, 10, 0, 20], ref=1, dflags=1, cflags=0
+        ),
+        entry(4, "post", "iss", "u", 5, [0, 15, 0, 20], [0, 20, 0, 15], ref=1),
+        entry(5, "pending", "u", "shop", 3, [3, 20, 0, 10], [0, 0, 3, 0], dflags=1, cflags=0),
+        entry(6, "void", "u", "shop", 2, [0, 20, 0, 10], [0, 0, 0, 0], ref=5, dflags=1, cflags=0),
+    ]
+    found = verify_export(log)
+    assert (3, "reversal") in rules(found)  # double reversal
+    assert (3, "flags") in rules(found)  # u's debits now exceed its credits
+    assert (4, "pending") in rules(found)  # post of a direct transfer
+    assert (6, "pending") in rules(found)  # void of a different amount
+    assert "entry seq 3: [reversal] seq 1 already reversed by seq 2" in map(str, found)
