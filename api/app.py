@@ -2,11 +2,14 @@
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
 from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -22,6 +25,8 @@ from api.controllers.auth import AuthController, login_rate_limit
 from api.controllers.departments import DepartmentController
 from api.controllers.ops import OpsController
 from api.logging import RequestIdMiddleware, structlog_plugin
+from api.pages import create_pages_router
+from api.pages.templating import template_config
 from api.problems import problem_details_plugin, unexpected_error
 from api.settings import Settings
 from catalog.errors import CatalogError
@@ -34,6 +39,10 @@ async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, rolled back on error."""
     async with db.transaction(state.session_factory) as session:
         yield session
+
+
+def csrf_secret(jwt_secret: str) -> str:
+    return hmac.new(jwt_secret.encode(), b"page forms csrf", hashlib.sha256).hexdigest()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -64,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OpsController,
             PrometheusController,
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
+            create_pages_router(),
         ],
         dependencies={"db": Provide(provide_db)},
         state=State(
@@ -85,6 +95,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             structlog_plugin(settings.log_format, settings.log_level),
             problem_details_plugin([CatalogError]),
         ],
+        template_config=template_config(),
+        # Page forms carry a CSRF token; the API is exempt because a cookie never
+        # authenticates an API write (api/auth.py), so there is nothing to forge there.
+        csrf_config=CSRFConfig(
+            secret=csrf_secret(settings.jwt_signing_secret),
+            cookie_name="exchange_csrf",
+            cookie_secure=settings.secure_cookies,
+            cookie_httponly=True,
+            exclude=["^/api/"],
+        ),
         exception_handlers={Exception: unexpected_error},
         openapi_config=OpenAPIConfig(
             title="Cloud Exchange API",

@@ -1,0 +1,25 @@
+"""The server-rendered web pages: one Router mounted at /, beside the JSON API under /api.
+
+Pages call the same domain functions as the API and never repeat a rule; they differ only in
+how they answer: HTML in the user's language, redirects to sign in, errors next to fields.
+"""
+
+from litestar import Router
+
+from api.pages.account import AccountPages
+from api.pages.admin import AdminPages
+from api.pages.errors import exception_handlers
+from api.pages.members import MemberPages
+from catalog.errors import CatalogError
+from ledger.errors import LedgerError
+
+DOMAIN_ERRORS: list[type[Exception]] = [CatalogError, LedgerError]
+
+
+def create_pages_router() -> Router:
+    return Router(
+        path="/",
+        route_handlers=[AccountPages, AdminPages, MemberPages],
+        exception_handlers=exception_handlers(DOMAIN_ERRORS),
+        include_in_schema=False,
+    )

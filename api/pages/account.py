@@ -1,0 +1,133 @@
+"""Signing in and out, the language switch, and where each role starts."""
+
+import secrets
+from datetime import UTC
+from typing import Any
+
+import structlog
+from litestar import Controller, Request, Response, get, post
+from litestar.response import Redirect, Template
+from litestar.security.jwt import Token
+
+from api import i18n
+from api.auth import COOKIE_NAME
+from api.pages.rendering import page, redirect, safe_next, translator
+from api.params import DB
+from catalog.errors import InvalidCredentials
+from catalog.identity import Identity, authenticate, revoke_token
+from catalog.models import Role
+
+log = structlog.get_logger()
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+def start_page(identity: Identity) -> str:
+    """Where a role's work begins; someone with several roles starts as an employee."""
+    if identity.has(Role.employee):
+        return "/home"
+    if identity.has(Role.coordinator):
+        return "/coord/dropoffs"
+    if identity.has(Role.auditor):
+        return "/audit/ledger"
+    if identity.has(Role.admin):
+        return "/admin/departments"
+    return "/home"
+
+
+class AccountPages(Controller):
+    include_in_schema = False
+
+    @get("/", exclude_from_auth=True)
+    async def root(self) -> Redirect:
+        return Redirect(path="/home", status_code=303)
+
+    @get("/login", exclude_from_auth=True)
+    async def login_form(
+        self, request: Request[Any, Any, Any], next: str | None = None
+    ) -> Template:
+        return page(
+            request,
+            "login.html",
+            title=translator(request).gettext("Sign in"),
+            next=safe_next(next, ""),
+            values={},
+            errors={},
+        )
+
+    @post("/login", exclude_from_auth=True)
+    async def login(self, request: Request[Any, Any, Any], db: DB) -> Response[Any]:
+        _ = translator(request).gettext
+        form = await request.form()
+        username = str(form.get("username", "")).strip()
+        password = str(form.get("password", ""))
+        target = str(form.get("next", ""))
+        errors: dict[str, str] = {}
+        if not username:
+            errors["username"] = _("Enter your username.")
+        if not password:
+            errors["password"] = _("Enter your password.")
+        if not errors:
+            try:
+                user = await authenticate(db, username, password)
+            except InvalidCredentials:
+                client = request.client.host if request.client else None
+                log.warning("login failed", username=username, client=client, via="page")
+                errors["_form"] = _("The username or password is not correct.")
+            else:
+                return self._signed_in(request, user.id, target)
+        return page(
+            request,
+            "login.html",
+            status_code=401 if "_form" in errors else 422,
+            title=_("Sign in"),
+            next=safe_next(target, ""),
+            values={"username": username},
+            errors=errors,
+        )
+
+    def _signed_in(
+        self, request: Request[Any, Any, Any], user_id: str, target: str
+    ) -> Response[Any]:
+        # The same token and cookie as POST /api/auth/token, so pages and API agree on a session.
+        auth = request.app.state.auth
+        seconds = int(auth.default_token_expiration.total_seconds())
+        encoded = auth.create_token(user_id, token_unique_jwt_id=secrets.token_hex(16))
+        log.info("login", user_id=user_id, via="page")
+        response = redirect(safe_next(target, "/start"))
+        response.set_cookie(
+            key=COOKIE_NAME,
+            value=encoded,
+            max_age=seconds,
+            httponly=True,
+            samesite=auth.samesite,
+            secure=auth.secure,
+        )
+        return response
+
+    @get("/start")
+    async def start(self, request: Request[Identity, Token, Any]) -> Redirect:
+        return redirect(start_page(request.user))
+
+    @post("/logout")
+    async def logout(self, request: Request[Identity, Token, Any], db: DB) -> Redirect:
+        token = request.auth
+        if token.jti:
+            await revoke_token(db, token.jti, token.exp.astimezone(UTC))
+        response = redirect("/login")
+        response.delete_cookie(COOKIE_NAME)
+        return response
+
+    @post("/language", exclude_from_auth=True)
+    async def language(self, request: Request[Any, Any, Any]) -> Redirect:
+        form = await request.form()
+        chosen = i18n.supported(str(form.get("language", ""))) or i18n.DEFAULT_LANGUAGE
+        response = redirect(safe_next(str(form.get("next", "")), "/home"))
+        response.set_cookie(
+            key=i18n.LANGUAGE_COOKIE,
+            value=chosen,
+            max_age=LANGUAGE_COOKIE_SECONDS,
+            httponly=True,
+            samesite="lax",
+            secure=request.app.state.auth.secure,
+        )
+        return response

@@ -1,0 +1,123 @@
+"""Coordinator pages: the department's members, adding one, and CSV import."""
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.response import Template
+from litestar.security.jwt import Token
+
+from api.auth import requires
+from api.pages.forms import text
+from api.pages.rendering import page, translator
+from api.params import DB, After
+from catalog import departments, members
+from catalog.errors import CatalogError, Conflict, ImportRejected, InvalidField
+from catalog.identity import Identity
+from catalog.models import Role
+from catalog.paging import DEFAULT_LIMIT
+
+MAX_IMPORT_BYTES = 2 * 1024 * 1024
+ROLE_CHOICES = ("employee", "coordinator", "auditor")
+
+
+class MemberPages(Controller):
+    path = "/coord/members"
+    guards = [requires(Role.coordinator)]
+    include_in_schema = False
+
+    async def _render(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        *,
+        status_code: int = 200,
+        after: After = None,
+        **context: Any,
+    ) -> Template:
+        department_id = request.user.department_id or ""
+        department = await departments.get_department(db, request.user, department_id)
+        listing = await members.list_members(db, department_id, limit=DEFAULT_LIMIT, after=after)
+        context.setdefault("values", {"roles": ["employee"]})
+        context.setdefault("errors", {})
+        return page(
+            request,
+            "coord/members.html",
+            status_code=status_code,
+            title=translator(request).gettext("Members"),
+            department=department,
+            members=listing.items,
+            next=listing.next,
+            role_choices=ROLE_CHOICES,
+            **context,
+        )
+
+    @get("/")
+    async def list_members(
+        self, request: Request[Identity, Token, Any], db: DB, after: After = None
+    ) -> Template:
+        return await self._render(request, db, after=after)
+
+    @post("/")
+    async def add_member(self, request: Request[Identity, Token, Any], db: DB) -> Template:
+        _ = translator(request).gettext
+        form = await request.form()
+        values = {
+            "username": text(form, "username", 64),
+            "display_name": text(form, "display_name", 100),
+            "roles": [r for r in form.getall("roles", []) if r in ROLE_CHOICES] or ["employee"],
+        }
+        errors: dict[str, str] = {}
+        messages = {
+            "username": _(
+                "3–64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+            ),
+            "display_name": _("Enter a name of 1–100 characters."),
+            "roles": _("Choose at least one role."),
+        }
+        try:
+            await departments.get_active_department(
+                db, request.user, request.user.department_id or ""
+            )
+            member = await members.add_member(
+                db,
+                request.user.department_id or "",
+                username=values["username"],
+                display_name=values["display_name"],
+                roles=values["roles"],
+            )
+        except InvalidField as error:
+            errors[error.field] = messages.get(error.field, error.rule)
+        except Conflict:
+            errors["username"] = _("This username is already taken.")
+        except CatalogError as error:
+            errors["_form"] = str(error.detail)
+        if errors:
+            return await self._render(request, db, status_code=422, values=values, errors=errors)
+        return await self._render(request, db, status_code=201, added=member)
+
+    @post("/import", request_max_body_size=MAX_IMPORT_BYTES)
+    async def import_members(self, request: Request[Identity, Token, Any], db: DB) -> Template:
+        _ = translator(request).gettext
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str) or not upload.filename:
+            return await self._render(
+                request, db, status_code=422, import_error=_("Choose a CSV file to import.")
+            )
+        data = await upload.read()
+        try:
+            await departments.get_active_department(
+                db, request.user, request.user.department_id or ""
+            )
+            imported = await members.import_members(db, request.user.department_id or "", data)
+        except ImportRejected as rejected:
+            return await self._render(
+                request,
+                db,
+                status_code=422,
+                import_problems=rejected.errors,
+                import_name=upload.filename,
+            )
+        except CatalogError as error:
+            return await self._render(request, db, status_code=422, import_error=str(error.detail))
+        return await self._render(request, db, status_code=201, imported=imported)

@@ -1,0 +1,161 @@
+"""Browser tests: a real uvicorn server on a free port, driven by Debian's Chromium.
+
+One server (SQLite, seeded with the demo data set) serves the whole session; each test gets
+fresh browser contexts, a phone (375×812) for employees and a desktop for everyone else.
+Screenshots go to tests/screenshots/ (git-ignored) for people to look at.
+"""
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from api import db
+from api.app import create_app
+from api.demo import seed_demo
+from api.settings import Settings
+from tests.browser.support import SCREENSHOTS
+
+CHROMIUM = os.environ.get("EXCHANGE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE = {"width": 375, "height": 812}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("browser-data"),
+        database_url="",
+        public_base_url=base_url,
+        login_attempts_per_minute=10_000,
+        log_format="json",
+        log_level="WARNING",
+    )
+    settings.ensure_data_dir()
+
+    async def seed() -> None:
+        engine = db.create_engine(settings.database_url)
+        try:
+            await seed_demo(db.create_session_factory(engine))
+        finally:
+            await engine.dispose()
+
+    def prepare() -> None:
+        db.upgrade(settings.database_url)
+        asyncio.run(seed())
+
+    # Playwright's sync API runs an event loop in this thread; the setup needs its own.
+    preparation = threading.Thread(target=prepare)
+    preparation.start()
+    preparation.join()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    uvicorn_server = uvicorn.Server(config)
+    thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uvicorn_server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    yield base_url
+    uvicorn_server.should_exit = True
+    thread.join(timeout=10)
+
+
+# Module scope, not session: while Playwright's sync API is active it runs an event loop in
+# the main thread, which would break every asyncio test collected after the browser tests.
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, server: str) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _screenshot_dir() -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+
+def _context(
+    browser: Browser, server: str, viewport: dict[str, int], **options: object
+) -> BrowserContext:
+    context = browser.new_context(
+        base_url=server, viewport=viewport, locale="zh-CN", timezone_id="Asia/Shanghai", **options
+    )
+    context.set_default_timeout(10_000)
+    return context
+
+
+@pytest.fixture
+def new_phone(browser: Browser, server: str) -> Iterator[Callable[[], Page]]:
+    """Opens pages on phones, each its own browser context (cookies, session)."""
+    contexts: list[BrowserContext] = []
+
+    def open_page() -> Page:
+        context = _context(
+            browser, server, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+        )
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def new_desktop(browser: Browser, server: str) -> Iterator[Callable[[], Page]]:
+    contexts: list[BrowserContext] = []
+
+    def open_page() -> Page:
+        context = _context(browser, server, DESKTOP)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def phone(new_phone: Callable[[], Page]) -> Page:
+    return new_phone()
+
+
+@pytest.fixture
+def desktop(new_desktop: Callable[[], Page]) -> Page:
+    return new_desktop()
