@@ -22,14 +22,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import db
 from api.auth import create_auth
 from api.controllers.auth import AuthController, login_rate_limit
+from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
+from api.controllers.dropoffs import DropoffController
 from api.controllers.ops import OpsController
+from api.controllers.orders import OrderController
+from api.controllers.products import ProductController
+from api.controllers.stations import StationController
 from api.logging import RequestIdMiddleware, structlog_plugin
 from api.pages import create_pages_router
 from api.pages.templating import template_config
 from api.problems import problem_details_plugin, unexpected_error
 from api.settings import Settings
+from api.sweep import periodic_sweep
 from catalog.errors import CatalogError
+from exchange.errors import ExchangeError
 
 log = structlog.get_logger()
 STATIC_DIR = Path(__file__).parent / "static"
@@ -71,6 +78,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             DepartmentController,
             OpsController,
+            StationController,
+            CampaignController,
+            DropoffController,
+            ProductController,
+            OrderController,
             PrometheusController,
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),
@@ -84,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "auth": auth,
             }
         ),
-        lifespan=[lifespan],
+        lifespan=[lifespan, periodic_sweep],
         on_app_init=[auth.on_app_init],
         middleware=[
             RequestIdMiddleware(),
@@ -93,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         plugins=[
             structlog_plugin(settings.log_format, settings.log_level),
-            problem_details_plugin([CatalogError]),
+            problem_details_plugin([CatalogError, ExchangeError]),
         ],
         template_config=template_config(),
         # Page forms carry a CSRF token; the API is exempt because a cookie never
@@ -111,7 +123,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             path="/schema",
             render_plugins=[
-                RedocRenderPlugin(js_url="/static/vendor/redoc.standalone.js", google_fonts=False)
+                RedocRenderPlugin(
+                    js_url="/static/vendor/redoc.standalone.js",
+                    google_fonts=False,
+                    favicon="",  # the default points at a CDN
+                )
             ],
             components=Components(
                 security_schemes={

@@ -6,11 +6,21 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def metadata() -> MetaData:
+    """Every table of the service, as the models declare them (for Alembic and schema checks)."""
+    import catalog.models  # noqa: F401  # each import registers its tables
+    import exchange.models  # noqa: F401
+    import ledger.models  # noqa: F401
+
+    return SQLModel.metadata
 
 
 def create_engine(url: str, **kwargs: object) -> AsyncEngine:

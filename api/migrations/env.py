@@ -4,12 +4,10 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlmodel import SQLModel
 
-import ledger.models  # noqa: F401  # registers the tables on SQLModel.metadata
-from api.db import create_engine
+from api.db import create_engine, metadata
 
-target_metadata = SQLModel.metadata
+target_metadata = metadata()
 
 
 def _run(connection: Connection) -> None:
