@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from catalog import errors as catalog_errors
+from catalog import photos
+from exchange import errors as exchange_errors
 
 log = structlog.get_logger()
 
@@ -30,6 +32,30 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (catalog_errors.InvalidStatusChange, 409),
     (catalog_errors.InvalidField, 422),
     (catalog_errors.ImportRejected, 422),
+    (photos.PhotoTooLarge, 413),
+    (photos.PhotoRejected, 415),
+    (exchange_errors.NotFound, 404),
+    (exchange_errors.InvalidInput, 422),
+    (exchange_errors.IdempotencyKeyMissing, 400),
+    (exchange_errors.IdempotencyKeyReused, 409),
+    (exchange_errors.ForeignStation, 403),
+    (exchange_errors.StationInactive, 409),
+    (exchange_errors.NoOpenCampaign, 409),
+    (exchange_errors.CampaignOverlap, 409),
+    (exchange_errors.UnknownCategory, 422),
+    (exchange_errors.CategoryNotRated, 422),
+    (exchange_errors.WrongUnit, 422),
+    (exchange_errors.QuantityOutOfBounds, 422),
+    (exchange_errors.DailyCapReached, 409),
+    (exchange_errors.InvalidTransition, 409),
+    (exchange_errors.ProductUnavailable, 409),
+    (exchange_errors.ShortStock, 409),
+    (exchange_errors.ShortPoints, 409),
+    (exchange_errors.PickupTokenForeignDepartment, 403),
+    (exchange_errors.PickupTokenExpired, 410),
+    (exchange_errors.PickupTokenRevoked, 410),
+    (exchange_errors.PickupTokenError, 400),  # malformed, forged or altered
+    (exchange_errors.AlreadyPickedUp, 409),
 ]
 
 

@@ -106,3 +106,50 @@ class RevokedToken(SQLModel, table=True):
 
     jti: str = Field(primary_key=True, max_length=64)
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+
+
+class Product(SQLModel, table=True):
+    """A product of a department's village catalog. Orders snapshot its price and value."""
+
+    __tablename__ = "products"
+    __table_args__ = (
+        sa.CheckConstraint("stock >= 0", name="ck_products_stock_not_negative"),
+        sa.CheckConstraint("price_points > 0", name="ck_products_price_positive"),
+        sa.CheckConstraint("value_fen >= 0", name="ck_products_value_not_negative"),
+    )
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    description: str = Field(default="", max_length=2000)
+    unit: str = Field(max_length=50)
+    price_points: int
+    value_fen: int = Field(sa_type=sa.BigInteger)
+    stock: int
+    photo: str | None = Field(default=None, max_length=64)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: str = Field(max_length=32)
+
+
+class ProductChange(SQLModel, table=True):
+    """One field of a product changed by a coordinator: who, when, from what to what."""
+
+    __tablename__ = "product_changes"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["department_id", "product_id"], ["products.department_id", "products.id"]
+        ),
+        sa.Index("ix_product_changes_product", "department_id", "product_id", "id"),
+    )
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    product_id: str = Field(max_length=32)
+    field: str = Field(max_length=32)
+    old_value: str | None = Field(default=None, max_length=2000)
+    new_value: str | None = Field(default=None, max_length=2000)
+    changed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    changed_by: str = Field(max_length=32)

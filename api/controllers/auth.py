@@ -1,6 +1,7 @@
 """Sign in, sign out, and who am I."""
 
 import secrets
+from dataclasses import asdict
 from datetime import UTC
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from api.params import DB
 from catalog.errors import InvalidCredentials
 from catalog.identity import Identity, authenticate, revoke_token
 from catalog.models import Department
+from exchange.points import points_of
 
 log = structlog.get_logger()
 
@@ -37,6 +39,15 @@ class DepartmentRef(msgspec.Struct):
     status: str
 
 
+class Balance(msgspec.Struct):
+    """Points: `available` to spend; `pending_credit` awaiting a steward (not spendable yet);
+    `held` by open orders until pickup or cancellation."""
+
+    available: int
+    pending_credit: int
+    held: int
+
+
 class Me(msgspec.Struct):
     id: str
     username: str
@@ -44,6 +55,7 @@ class Me(msgspec.Struct):
     roles: list[str]
     department: DepartmentRef | None
     language: str | None
+    balance: Balance | None = None  # None for platform-wide staff
 
 
 LOGIN_PATHS = frozenset({"/api/auth/token", "/login"})
@@ -110,4 +122,7 @@ class AuthController(Controller):
             if department
             else None,
             language=identity.language,
+            balance=Balance(**asdict(await points_of(db, department.id, identity.user_id)))
+            if department
+            else None,
         )

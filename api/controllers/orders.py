@@ -1,0 +1,250 @@
+"""Orders, their pickup QR codes, and redeeming pickup tokens at the desk."""
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.security.jwt import Token
+
+from api.auth import requires
+from api.controllers.dropoffs import REPLAYED_HEADER, IdempotencyKey
+from api.params import DB, After, Limit
+from catalog.identity import Identity
+from catalog.models import Role
+from catalog.paging import DEFAULT_LIMIT
+from exchange import orders, pickup, qr
+from exchange.models import Order, OrderStatus
+
+# The order page shows the pickup QR at this many pixels per module (see README).
+PICKUP_BOX_PX = 6
+
+
+class OrderIn(msgspec.Struct):
+    product_id: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    quantity: Annotated[int, msgspec.Meta(description=f"1-{orders.MAX_QUANTITY}")] = 1
+
+
+class PickupIn(msgspec.Struct):
+    token: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=4096,
+            description="the pickup token, or the whole URL ({PUBLIC_BASE_URL}/p/{token}) "
+            "a scanner read from the QR code",
+        ),
+    ]
+
+
+class OrderOut(msgspec.Struct):
+    id: str
+    status: str
+    points: int
+    expires_at: str
+    pickup_token: str | None  # only for the owner, while the order is reserved
+    pickup_url: str | None
+    product_id: str
+    product_name: str
+    product_unit: str
+    quantity: int
+    unit_price_points: int
+    value_fen: int
+    user_id: str
+    hold_seq: int
+    resolution_seq: int | None
+    created_at: str
+    resolved_at: str | None
+    resolved_by: str | None
+
+    @classmethod
+    def of(cls, order: Order, request: Request[Identity, Any, Any]) -> "OrderOut":
+        token = url = None
+        if order.user_id == request.user.user_id and order.status == OrderStatus.reserved:
+            settings = request.app.state.settings
+            token = pickup.sign(settings.keyring, order)
+            url = pickup.pickup_url(settings.public_base_url, token)
+        return cls(
+            id=order.id,
+            status=order.status,
+            points=order.points,
+            expires_at=order.expires_at.isoformat(),
+            pickup_token=token,
+            pickup_url=url,
+            product_id=order.product_id,
+            product_name=order.product_name,
+            product_unit=order.product_unit,
+            quantity=order.quantity,
+            unit_price_points=order.unit_price_points,
+            value_fen=order.value_fen,
+            user_id=order.user_id,
+            hold_seq=order.hold_seq,
+            resolution_seq=order.resolution_seq,
+            created_at=order.created_at.isoformat(),
+            resolved_at=order.resolved_at.isoformat() if order.resolved_at else None,
+            resolved_by=order.resolved_by,
+        )
+
+
+class OrderPage(msgspec.Struct):
+    items: list[OrderOut]
+    next: str | None
+
+
+def _department_of(caller: Identity) -> str:
+    if caller.department_id is None:
+        raise PermissionDeniedException("Orders belong to a department; sign in as its member.")
+    return caller.department_id
+
+
+class OrderController(Controller):
+    path = "/api"
+    tags = ["Orders and pickup"]
+
+    @post(
+        "/orders",
+        status_code=201,
+        guards=[requires(Role.employee, Role.coordinator)],
+        summary="Order a product from the village catalog for points",
+        description="In one transaction takes the stock (never below zero) and holds the "
+        "points (a pending debit). 409 when stock or available points are short; nothing is "
+        "written then. The order expires unless picked up in time; its `pickup_token` is "
+        f"shown as a QR code at the desk. A replay (same Idempotency-Key, same body) answers "
+        f"with the original order and `{REPLAYED_HEADER}: true`.",
+    )
+    async def place(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        data: JSONBody[OrderIn],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[OrderOut]:
+        _department_of(request.user)
+        settings = request.app.state.settings
+        placed = await orders.place_order(
+            db,
+            request.user,
+            settings.keyring,
+            product_id=data.product_id,
+            quantity=data.quantity,
+            idempotency_key=idempotency_key,
+            expiry=timedelta(hours=settings.order_expiry_hours),
+        )
+        headers = {REPLAYED_HEADER: "true"} if placed.replayed else {}
+        return Response(OrderOut.of(placed.order, request), status_code=201, headers=headers)
+
+    @get(
+        "/orders",
+        summary="Orders: the caller's own; a coordinator's whole department with ?all=true",
+    )
+    async def list_orders(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        status: Annotated[
+            str | None, QueryParameter(description="reserved, fulfilled, cancelled or expired")
+        ] = None,
+        all_members: Annotated[
+            bool,
+            QueryParameter(name="all", description="coordinators: every member's orders"),
+        ] = False,
+        limit: Limit = DEFAULT_LIMIT,
+        after: After = None,
+    ) -> OrderPage:
+        caller = request.user
+        department_wide = all_members and caller.has(Role.coordinator)
+        page = await orders.list_orders(
+            db,
+            _department_of(caller),
+            user_id=None if department_wide else caller.user_id,
+            status=status,
+            limit=limit,
+            after=after,
+        )
+        return OrderPage([OrderOut.of(o, request) for o in page.items], page.next)
+
+    @get("/orders/{order_id:str}")
+    async def get_order(
+        self, request: Request[Identity, Token, Any], db: DB, order_id: FromPath[str]
+    ) -> OrderOut:
+        return OrderOut.of(await orders.get_order(db, request.user, order_id), request)
+
+    async def _pickup_url(
+        self, request: Request[Identity, Token, Any], db: DB, order_id: str
+    ) -> str:
+        order = await orders.get_order(db, request.user, order_id)
+        if order.user_id != request.user.user_id:
+            raise NotFoundException(f"No order {order_id!r}.")
+        if order.status != OrderStatus.reserved:
+            raise NotFoundException(f"The order is {order.status}; it has no pickup code.")
+        settings = request.app.state.settings
+        return pickup.pickup_url(settings.public_base_url, pickup.sign(settings.keyring, order))
+
+    @get(
+        "/orders/{order_id:str}/qr.png",
+        media_type="image/png",
+        summary="The pickup QR (owner only), encoding {PUBLIC_BASE_URL}/p/{pickup_token}",
+    )
+    async def qr_png(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        order_id: FromPath[str],
+        box: Annotated[
+            int, QueryParameter(ge=qr.MIN_BOX_PX, le=qr.MAX_BOX_PX, description="pixels per module")
+        ] = PICKUP_BOX_PX,
+    ) -> Response[bytes]:
+        url = await self._pickup_url(request, db, order_id)
+        return Response(
+            qr.png(url, box), media_type="image/png", headers={"Cache-Control": "private, no-store"}
+        )
+
+    @get(
+        "/orders/{order_id:str}/qr.svg",
+        media_type="image/svg+xml",
+        summary="The pickup QR as SVG (owner only)",
+    )
+    async def qr_svg(
+        self, request: Request[Identity, Token, Any], db: DB, order_id: FromPath[str]
+    ) -> Response[str]:
+        url = await self._pickup_url(request, db, order_id)
+        return Response(
+            qr.svg(url), media_type="image/svg+xml", headers={"Cache-Control": "private, no-store"}
+        )
+
+    @post(
+        "/orders/{order_id:str}/cancel",
+        status_code=200,
+        summary="Cancel a reserved order (owner or coordinator): releases the hold and stock",
+    )
+    async def cancel(
+        self, request: Request[Identity, Token, Any], db: DB, order_id: FromPath[str]
+    ) -> OrderOut:
+        _department_of(request.user)
+        return OrderOut.of(await orders.cancel_order(db, request.user, order_id), request)
+
+    @post(
+        "/pickups",
+        status_code=200,
+        guards=[requires(Role.coordinator)],
+        summary="Redeem a pickup token at the desk: the order becomes fulfilled, once",
+        description="Verifies the Ed25519 signature (key by `kid`, see /api/keys), the expiry "
+        "and the department. Refusals have distinct titles: `Pickup token malformed`, "
+        "`Pickup token signature invalid` (forged or altered), `Pickup token expired`, "
+        "`Pickup token revoked` (order cancelled or expired), `Pickup token of another "
+        "department`, and `Already picked up` (409, with `fulfilled_at` and `fulfilled_by`).",
+    )
+    async def redeem(
+        self, request: Request[Identity, Token, Any], db: DB, data: JSONBody[PickupIn]
+    ) -> OrderOut:
+        caller = request.user
+        order = await pickup.redeem(
+            db,
+            request.app.state.settings.keyring,
+            data.token,
+            coordinator_id=caller.user_id,
+            coordinator_department_id=caller.department_id,
+        )
+        return OrderOut.of(order, request)

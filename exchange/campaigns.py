@@ -1,0 +1,181 @@
+"""Campaigns (exchange windows) and their rate cards, set by the platform admin.
+
+A campaign either applies to every department (no department) or to one. At any moment a
+department has at most one open campaign: windows of the same scope may not overlap, and
+where a department's own campaign overlaps a platform-wide one, its own wins.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalog.models import Department, utcnow
+from catalog.paging import Page, page_of
+from exchange.categories import category
+from exchange.errors import (
+    CampaignOverlap,
+    CategoryNotRated,
+    InvalidInput,
+    NoOpenCampaign,
+    NotFound,
+)
+from exchange.models import Campaign, CampaignRate, Policy
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+MAX_DAILY_CAP = 1_000_000
+MAX_RATE = 100_000
+MAX_WINDOW = timedelta(days=366)
+
+
+def local_day(at: datetime) -> str:
+    """The calendar day in Asia/Shanghai that daily caps count by."""
+    return at.astimezone(SHANGHAI).date().isoformat()
+
+
+@dataclass(frozen=True)
+class NewCampaign:
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    policy: str
+    daily_cap_points: int
+    department_id: str | None = None
+
+
+def _check(new: NewCampaign) -> None:
+    if not new.name.strip() or len(new.name) > 100:
+        raise InvalidInput("name", "1-100 characters")
+    for field in ("starts_at", "ends_at"):
+        if getattr(new, field).tzinfo is None:
+            raise InvalidInput(
+                field, "a time with a timezone offset, e.g. 2026-06-14T00:00:00+08:00"
+            )
+    if new.ends_at <= new.starts_at:
+        raise InvalidInput("ends_at", "must be after starts_at")
+    if new.ends_at - new.starts_at > MAX_WINDOW:
+        raise InvalidInput("ends_at", "a campaign lasts at most 366 days")
+    if new.policy not in Policy.__members__:
+        raise InvalidInput("policy", "auto or steward")
+    if not 1 <= new.daily_cap_points <= MAX_DAILY_CAP:
+        raise InvalidInput("daily_cap_points", f"a whole number of points, 1-{MAX_DAILY_CAP}")
+
+
+async def create_campaign(session: AsyncSession, new: NewCampaign, actor_id: str) -> Campaign:
+    _check(new)
+    if new.department_id is not None and await session.get(Department, new.department_id) is None:
+        raise NotFound(f"No department {new.department_id!r}.")
+    same_scope = (
+        col(Campaign.department_id).is_(None)
+        if new.department_id is None
+        else Campaign.department_id == new.department_id
+    )
+    overlapping = await session.exec(
+        select(Campaign).where(
+            same_scope,
+            col(Campaign.starts_at) < new.ends_at,
+            col(Campaign.ends_at) > new.starts_at,
+        )
+    )
+    if clash := overlapping.first():
+        raise CampaignOverlap(
+            f"The window overlaps campaign {clash.name!r} ({clash.starts_at.isoformat()} to "
+            f"{clash.ends_at.isoformat()}) of the same scope."
+        )
+    campaign = Campaign(
+        name=new.name.strip(),
+        starts_at=new.starts_at,
+        ends_at=new.ends_at,
+        policy=Policy(new.policy),
+        daily_cap_points=new.daily_cap_points,
+        department_id=new.department_id,
+        created_by=actor_id,
+    )
+    session.add(campaign)
+    await session.flush()
+    return campaign
+
+
+async def list_campaigns(
+    session: AsyncSession, department_id: str | None, *, limit: int, after: str | None
+) -> Page[Campaign]:
+    """Campaigns a department sees (its own and platform-wide ones); all for the platform."""
+    query = select(Campaign).order_by(col(Campaign.id)).limit(limit + 1)
+    if department_id is not None:
+        query = query.where(
+            or_(col(Campaign.department_id).is_(None), Campaign.department_id == department_id)
+        )
+    if after:
+        query = query.where(col(Campaign.id) > after)
+    return page_of((await session.exec(query)).all(), limit, lambda campaign: campaign.id)
+
+
+async def get_campaign(
+    session: AsyncSession, campaign_id: str, department_id: str | None = None
+) -> Campaign:
+    campaign = await session.get(Campaign, campaign_id)
+    visible = campaign is not None and (
+        department_id is None or campaign.department_id in (None, department_id)
+    )
+    if not visible or campaign is None:
+        raise NotFound(f"No campaign {campaign_id!r}.")
+    return campaign
+
+
+async def open_campaign(
+    session: AsyncSession, department_id: str, now: datetime | None = None
+) -> Campaign:
+    now = now or utcnow()
+    found = await session.exec(
+        select(Campaign).where(
+            or_(col(Campaign.department_id).is_(None), Campaign.department_id == department_id),
+            col(Campaign.starts_at) <= now,
+            col(Campaign.ends_at) > now,
+        )
+    )
+    campaigns = found.all()
+    if not campaigns:
+        raise NoOpenCampaign(
+            "No exchange campaign is open right now, so drop-offs cannot be recorded."
+        )
+    # The department's own campaign wins over a platform-wide one.
+    return sorted(campaigns, key=lambda c: c.department_id is None)[0]
+
+
+async def rates_of(session: AsyncSession, campaign_id: str) -> list[CampaignRate]:
+    found = await session.exec(
+        select(CampaignRate)
+        .where(CampaignRate.campaign_id == campaign_id)
+        .order_by(col(CampaignRate.category))
+    )
+    return list(found.all())
+
+
+async def rate_for(session: AsyncSession, campaign: Campaign, category_code: str) -> int:
+    rate = await session.get(CampaignRate, (campaign.id, category_code))
+    if rate is None:
+        raise CategoryNotRated(
+            f"The campaign {campaign.name!r} gives no points for {category_code!r}."
+        )
+    return rate.points
+
+
+async def set_rates(
+    session: AsyncSession, campaign_id: str, rates: dict[str, int], actor_id: str
+) -> list[CampaignRate]:
+    """Replace the whole rate card. Drop-offs keep the rate they were priced at."""
+    await get_campaign(session, campaign_id)
+    for code, points in rates.items():
+        category(code)
+        if not 1 <= points <= MAX_RATE:
+            raise InvalidInput(f"rates.{code}", f"a whole number of points, 1-{MAX_RATE}")
+    await session.exec(delete(CampaignRate).where(col(CampaignRate.campaign_id) == campaign_id))
+    session.add_all(
+        CampaignRate(campaign_id=campaign_id, category=code, points=points, updated_by=actor_id)
+        for code, points in rates.items()
+    )
+    await session.flush()
+    return await rates_of(session, campaign_id)

@@ -1,0 +1,168 @@
+"""Exchange tables. The schema comes from api/migrations/versions/0003_exchange.py; these
+classes match it column for column and index for index.
+
+Department-owned tables key on (department_id, id) and every index leads with the
+department, so they shard by it. Campaigns and their rates are the platform's reference
+data (a campaign with no department applies to every department), and a station's code is
+unique platform-wide because a poster's URL names only the code.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from catalog.models import UTCDateTime, new_id, utcnow
+
+
+class Policy(StrEnum):
+    auto = "auto"  # credits post at once
+    steward = "steward"  # credits stay pending until a coordinator confirms
+
+
+class DropoffStatus(StrEnum):
+    pending = "pending"
+    confirmed = "confirmed"
+    rejected = "rejected"
+
+
+class OrderStatus(StrEnum):
+    reserved = "reserved"
+    fulfilled = "fulfilled"
+    cancelled = "cancelled"
+    expired = "expired"
+
+
+class Station(SQLModel, table=True):
+    """A collection point; its QR poster leads to `/s/{code}`."""
+
+    __tablename__ = "stations"
+    __table_args__ = (sa.Index("ux_stations_code", "code", unique=True),)
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    code: str = Field(max_length=16)
+    name: str = Field(max_length=100)
+    location: str = Field(default="", max_length=200)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: str = Field(max_length=32)
+
+
+class Campaign(SQLModel, table=True):
+    """An exchange window with its verification policy and per-employee daily cap."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        sa.CheckConstraint("ends_at > starts_at", name="ck_campaigns_window"),
+        sa.Index("ix_campaigns_department_window", "department_id", "ends_at", "starts_at"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    # None: the campaign applies to every department.
+    department_id: str | None = Field(default=None, foreign_key="departments.id", max_length=32)
+    name: str = Field(max_length=100)
+    starts_at: datetime = Field(sa_type=UTCDateTime)
+    ends_at: datetime = Field(sa_type=UTCDateTime)
+    policy: Policy = Field(sa_type=sa.String(16), max_length=16)
+    daily_cap_points: int
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(max_length=32)
+
+
+class CampaignRate(SQLModel, table=True):
+    """One line of a campaign's rate card: points per kg (weighed) or per item (counted)."""
+
+    __tablename__ = "campaign_rates"
+
+    campaign_id: str = Field(foreign_key="campaigns.id", primary_key=True, max_length=32)
+    category: str = Field(primary_key=True, max_length=32)
+    points: int
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: str = Field(max_length=32)
+
+
+class Dropoff(SQLModel, table=True):
+    """What an employee dropped at a collection point, priced at the rate of that moment."""
+
+    __tablename__ = "dropoffs"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["department_id", "station_id"], ["stations.department_id", "stations.id"]
+        ),
+        sa.Index(
+            "ux_dropoffs_idempotency", "department_id", "user_id", "idempotency_key", unique=True
+        ),
+        sa.Index("ix_dropoffs_user", "department_id", "user_id", "id"),
+        sa.Index("ix_dropoffs_user_day", "department_id", "user_id", "local_day"),
+        sa.Index("ix_dropoffs_status", "department_id", "status", "id"),
+    )
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="users.id", max_length=32)
+    station_id: str = Field(max_length=32)
+    campaign_id: str = Field(foreign_key="campaigns.id", max_length=32)
+    category: str = Field(max_length=32)
+    unit: str = Field(max_length=8)
+    quantity: int  # as declared by the employee: grams or items
+    confirmed_quantity: int | None = None  # as weighed or counted by the steward
+    rate_points: int  # snapshot: points per kg or per item
+    points: int
+    status: DropoffStatus = Field(sa_type=sa.String(16), max_length=16)
+    # The employee's calendar day in Asia/Shanghai, which the daily cap counts by.
+    local_day: str = Field(max_length=10)
+    ledger_seq: int = Field(sa_type=sa.BigInteger)  # the pending or direct credit
+    resolution_seq: int | None = Field(default=None, sa_type=sa.BigInteger)  # post or void
+    adjustment_seq: int | None = Field(default=None, sa_type=sa.BigInteger)  # re-weighed extra
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decided_by: str | None = Field(default=None, max_length=32)
+    reject_reason: str | None = Field(default=None, max_length=300)
+    idempotency_key: str = Field(max_length=128)
+    request_hash: str = Field(max_length=64)
+
+
+class Order(SQLModel, table=True):
+    """A reservation of a product, paid by a hold on the employee's points until pickup."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["department_id", "product_id"], ["products.department_id", "products.id"]
+        ),
+        sa.Index(
+            "ux_orders_idempotency", "department_id", "user_id", "idempotency_key", unique=True
+        ),
+        sa.Index("ix_orders_user", "department_id", "user_id", "id"),
+        sa.Index("ix_orders_status", "department_id", "status", "id"),
+        sa.Index("ix_orders_expiry", "department_id", "status", "expires_at"),
+    )
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="users.id", max_length=32)
+    product_id: str = Field(max_length=32)
+    # Snapshots: a later change to the product never rewrites the order.
+    product_name: str = Field(max_length=100)
+    product_unit: str = Field(max_length=50)
+    unit_price_points: int
+    unit_value_fen: int = Field(sa_type=sa.BigInteger)
+    quantity: int
+    points: int
+    value_fen: int = Field(sa_type=sa.BigInteger)
+    status: OrderStatus = Field(sa_type=sa.String(16), max_length=16)
+    hold_seq: int = Field(sa_type=sa.BigInteger)  # the pending debit
+    resolution_seq: int | None = Field(default=None, sa_type=sa.BigInteger)  # post or void
+    pickup_jti: str = Field(max_length=32)
+    pickup_kid: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Who fulfilled or cancelled it; None when the sweep expired it.
+    resolved_by: str | None = Field(default=None, max_length=32)
+    idempotency_key: str = Field(max_length=128)
+    request_hash: str = Field(max_length=64)
