@@ -2,12 +2,19 @@
 
 import asyncio
 import getpass
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import click
 import uvicorn
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.settings import Settings
+from catalog.errors import CatalogError
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -88,7 +95,7 @@ def create_user(
     settings.ensure_data_dir()
     db.upgrade(settings.database_url)
 
-    async def run(session_factory) -> str:  # type: ignore[no-untyped-def]
+    async def run(session_factory: async_sessionmaker[AsyncSession]) -> str:
         async with db.transaction(session_factory) as session:
             user = await create(
                 session,
@@ -100,10 +107,16 @@ def create_user(
             )
             return user.id
 
-    click.echo(f"created user {username} ({asyncio.run(_with_sessions(settings, run))})")
+    try:
+        user_id = asyncio.run(_with_sessions(settings, run))
+    except CatalogError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"created user {username} ({user_id})")
 
 
-async def _with_sessions(settings: Settings, work):  # type: ignore[no-untyped-def]
+async def _with_sessions(
+    settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
     engine = db.create_engine(settings.database_url)
     try:
         return await work(db.create_session_factory(engine))
