@@ -187,9 +187,14 @@ def bearer(client: AsyncTestClient[Litestar], user_id: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def world(client: AsyncTestClient[Litestar], monkeypatch: pytest.MonkeyPatch) -> World:
+async def world(
+    client: AsyncTestClient[Litestar],
+    session_factory: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> World:
+    # The test client runs the app on an event loop of its own, so the test writes through
+    # its own engine: asyncpg connections cannot cross loops.
     monkeypatch.setattr(identity, "hash_password", fast_hash)
-    session_factory = client.app.state.session_factory
     headers = {}
     async with db.transaction(session_factory) as session:
         ids = {}
