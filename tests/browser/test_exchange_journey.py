@@ -1,0 +1,160 @@
+"""The whole exchange in a real browser, as each role lives it:
+
+admin opens a campaign and its rate card → the coordinator sets up a collection point and a
+village product → an employee on a phone opens the poster's URL and logs a drop-off → the
+coordinator confirms it → the employee's balance → order with a confirmation step → pickup
+QR → the coordinator's pickup desk accepts the token typed into the scanner box → the
+employee's order shows picked up.
+"""
+
+import io
+import re
+
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser.support import check_page, sign_in
+
+DEPARTMENT = "示范机关事务局"
+
+
+def png_photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (480, 360), (196, 160, 92)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def journey() -> dict[str, str]:
+    """What one step leaves for the next: the steps run in order and share this."""
+    return {}
+
+
+def test_admin_opens_a_campaign_with_a_rate_card(new_desktop, journey: dict[str, str]) -> None:
+    admin = new_desktop()
+    sign_in(admin, "admin")
+    admin.goto("/admin/campaigns")
+    check_page(admin, "admin-campaigns")
+    admin.get_by_label("名称").fill("节能宣传周")
+    admin.get_by_label("人工确认每次投放").check()
+    admin.get_by_label("适用范围").select_option(label=DEPARTMENT)
+    admin.get_by_role("button", name="创建活动").click()
+    expect(admin.get_by_role("heading", name="节能宣传周")).to_be_visible()
+    admin.get_by_label("报纸及废纸").fill("30")
+    admin.get_by_label("墨盒").fill("20")
+    admin.get_by_role("button", name="保存积分标准").click()
+    expect(admin.get_by_role("status")).to_contain_text("已保存")
+    expect(admin.get_by_label("报纸及废纸")).to_have_value("30")
+    check_page(admin, "admin-rates")
+
+
+def test_coordinator_adds_a_collection_point_and_a_product(
+    new_desktop, journey: dict[str, str]
+) -> None:
+    coordinator = new_desktop()
+    sign_in(coordinator, "coord-a")
+    coordinator.goto("/coord/stations")
+    coordinator.get_by_label("名称").fill("一号楼大厅")
+    coordinator.get_by_label("位置").fill("一号楼一层东侧")
+    coordinator.get_by_role("button", name="添加回收点").click()
+    link = coordinator.locator("tr", has_text="一号楼大厅").locator("a.mono")
+    journey["poster"] = re.sub(r"^https?://[^/]+", "", link.inner_text())
+    check_page(coordinator, "coordinator-stations")
+
+    coordinator.goto("/coord/products")
+    coordinator.get_by_label("名称").fill("石门村高山大米")
+    coordinator.get_by_label("规格").fill("5 公斤/袋")
+    coordinator.get_by_label("兑换价（积分）").fill("30")
+    coordinator.get_by_label("支付给帮扶村的金额（元）").fill("45.50")
+    coordinator.get_by_label("库存").fill("5")
+    coordinator.get_by_label("照片").set_input_files(
+        {"name": "rice.png", "mimeType": "image/png", "buffer": png_photo()}
+    )
+    coordinator.get_by_role("button", name="添加商品").click()
+    expect(coordinator.get_by_role("status")).to_contain_text("已保存")
+    expect(coordinator.get_by_role("img", name="石门村高山大米")).to_be_visible()
+    check_page(coordinator, "coordinator-product")
+
+
+def test_employee_logs_a_drop_off_from_the_poster(new_phone, journey: dict[str, str]) -> None:
+    phone = new_phone()
+    phone.goto(journey["poster"])
+    expect(phone).to_have_url(re.compile(r"/login\?next=/s/"))
+    phone.get_by_label("用户名").fill("emp-a1")
+    phone.get_by_label("密码").fill("demo-pass")
+    phone.get_by_role("button", name="登录").click()
+    expect(phone.get_by_role("heading", name="一号楼大厅")).to_be_visible()
+    phone.get_by_label("报纸及废纸").check()
+    phone.get_by_label("数量").fill("2.5")
+    check_page(phone, "phone-dropoff")
+    phone.get_by_role("button", name="登记投放").click()
+    expect(phone.get_by_role("heading", name="+75 积分待确认")).to_be_visible()
+    check_page(phone, "phone-dropoff-result")
+
+
+def test_coordinator_confirms_the_drop_off(new_desktop) -> None:
+    coordinator = new_desktop()
+    sign_in(coordinator, "coord-a")
+    coordinator.goto("/coord/dropoffs")
+    check_page(coordinator, "coordinator-dropoffs")
+    coordinator.get_by_role("button", name="确认 职工A1").click()
+    expect(coordinator.get_by_role("status")).to_contain_text("已确认：1")
+
+
+def test_employee_sees_the_points_and_orders_with_a_confirmation_step(
+    new_phone, journey: dict[str, str]
+) -> None:
+    phone = new_phone()
+    sign_in(phone, "emp-a1")
+    expect(phone.locator(".stat.main .value")).to_have_text("75")
+    check_page(phone, "phone-home")
+    phone.get_by_role("link", name="兑换商品").first.click()
+    check_page(phone, "phone-catalog")
+    phone.get_by_role("link", name="石门村高山大米").click()
+    phone.get_by_label("数量").fill("2")
+    phone.get_by_role("button", name="继续").click()
+    expect(phone.get_by_role("heading", name="确认订单")).to_be_visible()
+    expect(phone.locator("dl.facts")).to_contain_text("60 积分")
+    check_page(phone, "phone-order-confirm")
+    phone.get_by_role("button", name="确认下单").click()
+    expect(phone.get_by_role("img", name="领取二维码")).to_be_visible()
+    box = phone.get_by_role("img", name="领取二维码").bounding_box()
+    assert box and box["width"] >= 300, "the QR must be large enough to scan from another phone"
+    expect(phone.locator("dl.facts")).to_contain_text("机关大楼一层收发室")
+    check_page(phone, "phone-order-qr")
+    phone.get_by_text("扫码枪读不出二维码？").click()
+    journey["token"] = phone.locator("#pickup-token").inner_text()
+    journey["order"] = "/" + phone.url.split("/", 3)[3]
+
+
+def test_pickup_desk_hands_the_order_over_once(new_desktop, journey: dict[str, str]) -> None:
+    desk = new_desktop()
+    sign_in(desk, "coord-a")
+    desk.goto("/coord/pickup")
+    box = desk.get_by_label("领取码")
+    expect(box).to_be_focused()
+    box.fill(journey["token"])
+    box.press("Enter")  # what a USB scanner sends after the code
+    result = desk.locator(".scan-result")
+    expect(result).to_have_attribute("data-result", "ok")
+    expect(result).to_contain_text("请交付")
+    expect(result).to_contain_text("石门村高山大米 × 2")
+    expect(result).to_contain_text("职工A1")
+    expect(box).to_have_value("")
+    check_page(desk, "pickup-desk")
+    box.fill(journey["token"])
+    box.press("Enter")
+    expect(result).to_have_attribute("data-result", "refused")
+    expect(result).to_contain_text("已于")
+    expect(result).to_contain_text("协调员A")
+    check_page(desk, "pickup-desk-refused")
+
+
+def test_employee_sees_the_order_picked_up(new_phone, journey: dict[str, str]) -> None:
+    phone = new_phone()
+    sign_in(phone, "emp-a1", next=journey["order"])
+    expect(phone.locator("#order-status")).to_contain_text("已领取")
+    expect(phone.get_by_role("img", name="领取二维码")).to_have_count(0)
+    phone.goto("/home")
+    expect(phone.locator(".stat.main .value")).to_have_text("15")
