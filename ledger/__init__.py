@@ -2,6 +2,7 @@
 log per ledger (one per department). See ledger/README.md."""
 
 from ledger.accounts import AccountFlags, Balance, get_account, open_account
+from ledger.encoding import Entry
 from ledger.proofs import consistency_proof, inclusion_proof, root_hash, tree_head
 from ledger.queries import (
     Page,
@@ -18,6 +19,7 @@ from ledger.transfers import post_pending, reverse, sweep_expired, transfer, voi
 __all__ = [
     "AccountFlags",
     "Balance",
+    "Entry",
     "Page",
     "balance",
     "consistency_proof",

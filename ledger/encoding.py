@@ -10,6 +10,7 @@ ensure_ascii=False)`` produces exactly the JCS bytes. Each export line *is* thes
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -39,6 +40,55 @@ FIELDS = (
 )
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ledger entry as the domain sees it (a row of ledger_entries). ``seq`` is also the
+    id of the transfer it records; ``dr_*``/``cr_*`` are the debit and credit accounts'
+    counters right after it."""
+
+    ledger_id: str
+    seq: int
+    kind: str
+    time_us: int
+    debit_account: str
+    credit_account: str
+    amount: int
+    ref_seq: int | None
+    expires_at_us: int | None
+    reference: str
+    actor: str
+    idempotency_key: str
+    debit_flags: int
+    credit_flags: int
+    dr_debits_pending: int
+    dr_debits_posted: int
+    dr_credits_pending: int
+    dr_credits_posted: int
+    cr_debits_pending: int
+    cr_debits_posted: int
+    cr_credits_pending: int
+    cr_credits_posted: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Entry:
+        return cls(**row._mapping)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__slots__}  # type: ignore[attr-defined]
+
+    @property
+    def time(self) -> datetime:
+        return from_us(self.time_us)
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's view: the canonical fields, with RFC 3339 times beside the integers."""
+        obj = entry_object(self)
+        obj["time_rfc3339"] = rfc3339(self.time_us)
+        if self.expires_at_us is not None:
+            obj["expires_at_rfc3339"] = rfc3339(self.expires_at_us)
+        return obj
 
 
 class EntryLike(Protocol):

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
 from ledger.accounts import Balance, get_account
-from ledger.encoding import encode_entry, to_us
+from ledger.encoding import Entry, encode_entry, to_us
 from ledger.errors import InvalidRequest, LedgerNotFound, TransferNotFound
 from ledger.models import LedgerEntry, LedgerHead
 
@@ -54,7 +54,7 @@ _SEQ_AT_TIME = (
 
 @dataclass(frozen=True)
 class Page:
-    entries: list[LedgerEntry]
+    entries: list[Entry]
     next: str | None  # cursor for ``after``; None on the last page
 
 
@@ -68,18 +68,18 @@ async def ledger_size(session: SASession, ledger_id: str) -> int:
     return size
 
 
-async def get_entry(session: SASession, ledger_id: str, seq: int) -> LedgerEntry:
+async def get_entry(session: SASession, ledger_id: str, seq: int) -> Entry:
     conn = await session.connection()
     row = (await conn.execute(_BY_SEQ, {"lid": ledger_id, "seq": seq})).one_or_none()
     if row is None:
         raise TransferNotFound(ledger_id, seq)
-    return LedgerEntry(**row._mapping)
+    return Entry.from_row(row)
 
 
-async def entry_by_key(session: SASession, ledger_id: str, key: str) -> LedgerEntry | None:
+async def entry_by_key(session: SASession, ledger_id: str, key: str) -> Entry | None:
     conn = await session.connection()
     row = (await conn.execute(_BY_KEY, {"lid": ledger_id, "key": key})).one_or_none()
-    return None if row is None else LedgerEntry(**row._mapping)
+    return None if row is None else Entry.from_row(row)
 
 
 async def seq_at_time(session: SASession, ledger_id: str, at: datetime) -> int:
@@ -170,7 +170,7 @@ async def list_entries(
         stmt = select(u).order_by(u.c.seq).limit(limit + 1)
     conn = await session.connection()
     rows = (await conn.execute(stmt)).all()
-    entries = [LedgerEntry(**r._mapping) for r in rows[:limit]]
+    entries = [Entry.from_row(r) for r in rows[:limit]]
     nxt = str(entries[-1].seq) if len(rows) > limit else None
     return Page(entries, nxt)
 

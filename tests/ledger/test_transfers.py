@@ -21,7 +21,7 @@ from ledger import (
     void_pending,
 )
 from ledger import errors as E
-from ledger.models import LedgerEntry
+from ledger.encoding import Entry
 from tests.ledger.conftest import EMPLOYEE, at, credit
 
 Factory = async_sessionmaker[AsyncSession]
@@ -32,9 +32,7 @@ async def bal(factory: Factory, dept: str, account: str) -> Balance:
         return await balance(s, dept, account)
 
 
-async def hold(
-    s: AsyncSession, dept: str, user: str, amount: int, key: str, **kw: object
-) -> LedgerEntry:
+async def hold(s: AsyncSession, dept: str, user: str, amount: int, key: str, **kw: object) -> Entry:
     return await transfer(
         s,
         ledger_id=dept,
