@@ -8,6 +8,7 @@ from litestar import Router
 
 from api.pages.account import AccountPages
 from api.pages.admin import AdminPages
+from api.pages.audit import AuditPages
 from api.pages.campaigns import CampaignPages
 from api.pages.desk import PickupDesk
 from api.pages.dropoff_review import DropoffReview
@@ -38,6 +39,7 @@ def create_pages_router() -> Router:
             ProductPages,
             PickupDesk,
             DropoffReview,
+            AuditPages,
         ],
         exception_handlers=exception_handlers(DOMAIN_ERRORS),
         include_in_schema=False,

@@ -90,6 +90,7 @@ def test_employee_logs_a_drop_off_from_the_poster(new_phone, journey: dict[str, 
     check_page(phone, "phone-dropoff")
     phone.get_by_role("button", name="登记投放").click()
     expect(phone.get_by_role("heading", name="+75 积分待确认")).to_be_visible()
+    journey["dropoff"] = phone.url.rsplit("/", 1)[1]
     check_page(phone, "phone-dropoff-result")
 
 
@@ -158,3 +159,44 @@ def test_employee_sees_the_order_picked_up(new_phone, journey: dict[str, str]) -
     expect(phone.get_by_role("img", name="领取二维码")).to_have_count(0)
     phone.goto("/home")
     expect(phone.locator(".stat.main .value")).to_have_text("15")
+
+
+def test_auditor_finds_the_entries_and_sees_their_inclusion_proof_verified(
+    new_desktop, journey: dict[str, str]
+) -> None:
+    auditor = new_desktop()
+    sign_in(auditor, "auditor")
+    expect(auditor.get_by_role("heading", name="账本")).to_be_visible()
+    auditor.get_by_label("部门").select_option(label=DEPARTMENT)
+    auditor.get_by_role("button", name="查看").click()
+    order_id = journey["order"].rsplit("/", 1)[1]
+    auditor.get_by_label("业务编号").fill(f"order:{order_id}")
+    auditor.get_by_role("button", name="筛选").click()
+    rows = auditor.locator("table.ledger tbody tr")
+    expect(rows).to_have_count(2)  # the hold when ordering, its post at pickup
+    expect(rows.nth(0)).to_contain_text("待过账")
+    expect(rows.nth(1)).to_contain_text("过账")
+    expect(rows.nth(1)).to_contain_text("60")
+    check_page(auditor, "auditor-ledger")
+
+    rows.nth(1).get_by_role("link").click()
+    expect(auditor.locator("#proof-status")).to_have_attribute("data-server-verified", "yes")
+    expect(auditor.locator("#browser-check")).to_have_attribute("data-verified", "yes")
+    check_page(auditor, "auditor-entry")
+
+    auditor.goto("/audit/ledger")
+    auditor.get_by_label("部门").select_option(label=DEPARTMENT)
+    auditor.get_by_role("button", name="查看").click()
+    auditor.get_by_label("业务编号").fill(f"dropoff:{journey['dropoff']}")
+    auditor.get_by_role("button", name="筛选").click()
+    expect(rows).to_have_count(2)  # the pending credit, posted when the coordinator confirmed
+
+    auditor.get_by_role("link", name="签名树头").first.click()
+    auditor.get_by_label("部门").select_option(label=DEPARTMENT)
+    auditor.get_by_role("button", name="查看").click()
+    expect(auditor.get_by_role("status")).to_contain_text("签名有效")
+    with auditor.expect_download() as download:
+        auditor.get_by_role("link", name="账本导出").click()
+    lines = download.value.path().read_text().splitlines()
+    assert len(lines) >= 4 and all(line.startswith("{") for line in lines)
+    check_page(auditor, "auditor-tree-head")
