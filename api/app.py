@@ -25,6 +25,7 @@ from api.controllers.auth import AuthController, login_rate_limit
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
 from api.controllers.dropoffs import DropoffController
+from api.controllers.ledger import LedgerController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DropoffController,
             ProductController,
             OrderController,
+            LedgerController,
             PrometheusController,
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),

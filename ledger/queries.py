@@ -180,15 +180,16 @@ async def export_lines(
     ledger_id: str,
     *,
     upto: int | None = None,
+    start: int = 0,
     batch: int = 1000,
 ) -> AsyncIterator[bytes]:
     """The log as JSON Lines: each line is exactly the entry's canonical bytes (so it hashes
-    to the entry's Merkle leaf) followed by a newline. Reads in keyset batches, so memory
-    stays flat however long the log is."""
+    to the entry's Merkle leaf) followed by a newline. Entries ``start + 1`` to ``upto``
+    (default: all), read in keyset batches so memory stays flat however long the log is."""
     size = await ledger_size(session, ledger_id)
     end = size if upto is None else min(upto, size)
     conn = await session.connection()
-    last = 0
+    last = start
     while last < end:
         stmt = (
             select(E)
