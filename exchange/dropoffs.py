@@ -17,6 +17,7 @@ from catalog.identity import Identity
 from catalog.models import utcnow
 from catalog.paging import Page, page_of
 from exchange import campaigns
+from exchange.access import require_approved
 from exchange.categories import category
 from exchange.errors import DailyCapReached, InvalidInput, InvalidTransition, NotFound
 from exchange.idempotency import check_key, check_replay, fingerprint, lock_user
@@ -76,6 +77,7 @@ async def log_dropoff(
     key = check_key(idempotency_key)
     if caller.department_id is None:
         raise InvalidInput("station_code", "only members of a department log drop-offs")
+    require_approved(caller)
     department_id, user_id = caller.department_id, caller.user_id
     request_hash = fingerprint(
         {

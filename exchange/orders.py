@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog.identity import Identity
 from catalog.models import Department, Product, Role, utcnow
 from catalog.paging import Page, page_of
+from exchange.access import require_approved
 from exchange.errors import (
     InvalidInput,
     InvalidTransition,
@@ -73,6 +74,7 @@ async def place_order(
     key = check_key(idempotency_key)
     if caller.department_id is None:
         raise InvalidInput("product_id", "only members of a department order products")
+    require_approved(caller)
     department_id, user_id = caller.department_id, caller.user_id
     request_hash = fingerprint({"product_id": product_id, "quantity": quantity})
     await lock_user(session, user_id)

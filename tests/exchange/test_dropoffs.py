@@ -137,32 +137,26 @@ async def test_a_category_missing_from_the_rate_card_is_refused(
     assert response.json()["title"] == "Category not on the rate card"
 
 
-@pytest.mark.parametrize(
-    ("category", "quantity", "minimum", "maximum", "unit"),
-    [
-        ("paper", 99, 100, 50_000, "g"),
-        ("paper", 50_001, 100, 50_000, "g"),
-        ("ink_cartridge", 51, 1, 50, "item"),
-        ("toner_cartridge", 0, 1, 50, "item"),
-        ("phone", 11, 1, 10, "item"),
-        ("keyboard_mouse", -3, 1, 10, "item"),
-    ],
-)
+QUANTITY_CASES = [
+    ("paper", 99, 100, 50_000, "g"),
+    ("paper", 50_001, 100, 50_000, "g"),
+    ("ink_cartridge", 51, 1, 50, "item"),
+    ("toner_cartridge", 0, 1, 50, "item"),
+    ("phone", 11, 1, 10, "item"),
+    ("keyboard_mouse", -3, 1, 10, "item"),
+]
+
+
 async def test_a_quantity_out_of_the_categorys_bounds_is_refused_with_the_bounds(
-    client: Client,
-    world: World,
-    station: dict,
-    category: str,
-    quantity: int,
-    minimum: int,
-    maximum: int,
-    unit: str,
+    client: Client, world: World, station: dict
 ) -> None:
-    response = await drop(client, world.headers["emp-a"], station["code"], category, quantity)
-    assert response.status_code == 422
-    problem = response.json()
-    assert problem["title"] == "Quantity out of bounds"
-    assert (problem["minimum"], problem["maximum"], problem["unit"]) == (minimum, maximum, unit)
+    for category, quantity, minimum, maximum, unit in QUANTITY_CASES:
+        response = await drop(client, world.headers["emp-a"], station["code"], category, quantity)
+        assert response.status_code == 422, (category, quantity)
+        problem = response.json()
+        assert problem["title"] == "Quantity out of bounds"
+        assert (problem["minimum"], problem["maximum"], problem["unit"]) == (minimum, maximum, unit)
+    assert (await me(client, world.headers["emp-a"]))["available"] == 0
 
 
 async def test_a_quantity_in_the_wrong_unit_is_refused(
@@ -355,3 +349,21 @@ async def test_only_a_coordinator_of_the_department_decides_drop_offs(
     url = f"/api/dropoffs/{logged.json()['id']}/confirm"
     assert (await client.post(url, headers=world.headers["emp-a"])).status_code == 403
     assert (await client.post(url, headers=world.headers["coord-b"])).status_code == 404
+
+
+async def test_a_suspended_department_can_neither_earn_nor_spend(
+    client: Client, world: World, station: dict
+) -> None:
+    suspended = await client.post(
+        f"/api/departments/{world.dept_a}/suspend", headers=world.headers["admin"]
+    )
+    assert suspended.status_code == 200
+    response = await drop(client, world.headers["emp-a"], station["code"], "phone", 1)
+    assert response.status_code == 403
+    assert response.json()["title"] == "Department not approved"
+    ordered = await client.post(
+        "/api/orders",
+        json={"product_id": "anything", "quantity": 1},
+        headers={**world.headers["emp-a"], "Idempotency-Key": "k"},
+    )
+    assert ordered.status_code == 403
