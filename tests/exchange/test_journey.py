@@ -2,12 +2,14 @@
 stations and products → drop-offs (auto and steward) → balance → order → QR → pickup →
 the ledger exactly as expected → the export verifies offline."""
 
+from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import db
+from api import cli, db
 from exchange.points import ISSUANCE, REDEMPTION, user_account
 from ledger import proofs, queries
 from ledger.verify import verify_export
@@ -37,7 +39,10 @@ async def import_members(client: Client, world: World) -> dict[str, dict[str, st
 
 
 async def test_the_whole_journey_from_campaign_to_pickup_leaves_an_exact_verifiable_ledger(
-    client: Client, world: World, session_factory: async_sessionmaker[AsyncSession]
+    client: Client,
+    world: World,
+    session_factory: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
 ) -> None:
     admin, coordinator = world.headers["admin"], world.headers["coord-a"]
 
@@ -123,6 +128,36 @@ async def test_the_whole_journey_from_campaign_to_pickup_leaves_an_exact_verifia
 
     zhang_id = await user_id(client, zhang)
     await check_ledger(client, session_factory, world, placed_order, zhang_id)
+    await export_verifies_offline(client, world, tmp_path)
+
+
+async def export_verifies_offline(client: Client, world: World, tmp_path: Path) -> None:
+    """What an auditor downloads is enough for `exchange ledger verify` to check it all."""
+    auditor = world.headers["auditor"]
+    base = f"/api/departments/{world.dept_a}/ledger"
+    head = await client.get(f"{base}/tree-head", headers=auditor)
+    assert head.status_code == 200, head.text
+    export = await client.get(
+        f"{base}/export?tree_size={head.json()['tree_size']}", headers=auditor
+    )
+    assert export.status_code == 200, export.text
+    (tmp_path / "export.jsonl").write_bytes(export.content)
+    (tmp_path / "head.json").write_text(head.text)
+    (tmp_path / "keys.json").write_text((await client.get("/api/keys")).text)
+    result = CliRunner().invoke(
+        cli.main,
+        [
+            "ledger",
+            "verify",
+            str(tmp_path / "export.jsonl"),
+            "--tree-head",
+            str(tmp_path / "head.json"),
+            "--keys",
+            str(tmp_path / "keys.json"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("OK: 9 entries")
 
 
 async def user_id(client: Client, headers: dict[str, str]) -> str:
