@@ -10,6 +10,7 @@ from api.pages.account import AccountPages
 from api.pages.admin import AdminPages
 from api.pages.audit import AuditPages
 from api.pages.campaigns import CampaignPages
+from api.pages.dashboard import DashboardPage
 from api.pages.desk import PickupDesk
 from api.pages.dropoff_review import DropoffReview
 from api.pages.employee import EmployeePages
@@ -40,6 +41,7 @@ def create_pages_router() -> Router:
             PickupDesk,
             DropoffReview,
             AuditPages,
+            DashboardPage,
         ],
         exception_handlers=exception_handlers(DOMAIN_ERRORS),
         include_in_schema=False,

@@ -117,9 +117,35 @@ class MemberPages(Controller):
                 request,
                 db,
                 status_code=422,
-                import_problems=rejected.errors,
+                import_problems=[import_problem(request, p) for p in rejected.errors],
                 import_name=upload.filename,
             )
         except CatalogError as error:
             return await self._render(request, db, status_code=422, import_error=str(error.detail))
         return await self._render(request, db, status_code=201, imported=imported)
+
+
+def import_problem(
+    request: Request[Any, Any, Any], problem: dict[str, object]
+) -> dict[str, object]:
+    """One row of the catalog's import report, said in the user's language where known."""
+    _ = translator(request).gettext
+    field, error = problem.get("field"), str(problem.get("error", ""))
+    if error == "already taken":
+        said = _("This username is already taken.")
+    elif error.startswith("duplicate of row "):
+        said = _("Same username as row %(row)s.") % {"row": error.removeprefix("duplicate of row ")}
+    elif error == "missing column":
+        said = _("This column is missing.")
+    elif error == "unknown column":
+        said = _("Unknown column; the columns are username, display_name, roles and password.")
+    else:
+        said = {
+            "username": _(
+                "3–64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+            ),
+            "display_name": _("Enter a name of 1–100 characters."),
+            "roles": _("Roles are employee, coordinator or auditor, separated by ';'."),
+            "password": _("A password has 8–256 characters."),
+        }.get(str(field), error)
+    return {**problem, "error": said}
