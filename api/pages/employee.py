@@ -48,7 +48,7 @@ class RatedCategory:
 
 
 def category_name(kind: Category, language: str) -> str:
-    return kind.name_zh if language == "zh" else kind.name_en
+    return kind.name_zh if language == "zh" else kind.name_en[:1].upper() + kind.name_en[1:]
 
 
 def rated_categories(rates: list[Any], language: str) -> list[RatedCategory]:
