@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.identity import Identity
-from catalog.models import utcnow
+from catalog.models import Role, utcnow
 from catalog.paging import Page, page_of
 from exchange import campaigns
 from exchange.access import require_approved
@@ -182,8 +182,6 @@ def _check_cap(campaign: Campaign, used: int, points: int) -> None:
 
 async def get_dropoff(session: AsyncSession, caller: Identity, dropoff_id: str) -> Dropoff:
     """Coordinators see their department's drop-offs, employees their own."""
-    from catalog.models import Role
-
     dropoff = None
     if caller.department_id is not None:
         dropoff = await session.get(Dropoff, (caller.department_id, dropoff_id))

@@ -152,19 +152,25 @@ def decode_image(image: Image.Image) -> list[str]:
 _RECT = re.compile(r"M([\d.]+),([\d.]+)H([\d.]+)V([\d.]+)H([\d.]+)z")
 
 
-def render_svg(svg: str, scale: int = 8) -> Image.Image:
+def render_svg(svg: str, width_px: int = 400) -> Image.Image:
     """Draw the SVG's QR modules (the path of rectangles the qrcode package writes) onto a
-    white canvas: enough to decode it without a general SVG renderer."""
+    white canvas `width_px` wide, as a browser would at that CSS width: enough to decode it
+    without a general SVG renderer."""
     view = re.search(r'viewBox="0 0 ([\d.]+) ([\d.]+)"', svg)
     assert view is not None
-    width, height = (int(float(v) * scale) for v in view.groups())
-    image = Image.new("L", (width, height), 255)
+    scale = width_px / float(view.group(1))
+    image = Image.new("L", (width_px, round(float(view.group(2)) * scale)), 255)
     draw = ImageDraw.Draw(image)
     path = re.search(r'<path d="([^"]+)"', svg)
     assert path is not None
     for x1, y1, x2, y2, _ in _RECT.findall(path.group(1)):
         draw.rectangle(
-            (float(x1) * scale, float(y1) * scale, float(x2) * scale - 1, float(y2) * scale - 1),
+            (
+                round(float(x1) * scale),
+                round(float(y1) * scale),
+                round(float(x2) * scale) - 1,
+                round(float(y2) * scale) - 1,
+            ),
             fill=0,
         )
     return image
