@@ -73,7 +73,7 @@ async def _head(conn: AsyncConnection, ledger_id: str) -> Any:
     return row
 
 
-async def fetch_nodes(
+async def _fetch(
     conn: AsyncConnection, ledger_id: str, wanted: set[merkle.Node]
 ) -> dict[merkle.Node, bytes]:
     if not wanted:
@@ -84,7 +84,14 @@ async def fetch_nodes(
             tuple_(N.c.level, N.c.idx).in_(sorted(wanted)),
         )
     )
-    found = {(r.level, r.idx): bytes(r.hash) for r in rows}
+    return {(r.level, r.idx): bytes(r.hash) for r in rows}
+
+
+async def fetch_nodes(
+    conn: AsyncConnection, ledger_id: str, wanted: set[merkle.Node]
+) -> dict[merkle.Node, bytes]:
+    """The stored nodes ``wanted``, all of which must exist."""
+    found = await _fetch(conn, ledger_id, wanted)
     if len(found) != len(wanted):
         raise RuntimeError(f"ledger {ledger_id!r}: Merkle nodes missing: {wanted - set(found)}")
     return found
@@ -131,13 +138,20 @@ async def tree_head(
 async def inclusion_proof(
     session: SASession, ledger_id: str, seq: int, tree_size: int | None = None
 ) -> InclusionProof:
+    """Audit path of entry ``seq`` in the tree of ``tree_size`` (default: the current size).
+
+    Given a size, this is a single query: the proof's nodes include the leaf and a subtree
+    ending at ``tree_size``, so finding them all shows the log has reached that size."""
     conn = await session.connection()
-    size = await _size_in_range(conn, ledger_id, tree_size)
+    size = tree_size if tree_size is not None else await _size_in_range(conn, ledger_id, None)
     if not 1 <= seq <= size:
         raise TreeSizeOutOfRange(f"seq {seq} is not in a tree of size {size}")
     ranges = merkle.inclusion_ranges(seq - 1, size)
     wanted = merkle.nodes_for(ranges) | {(0, seq - 1)}
-    nodes = await fetch_nodes(conn, ledger_id, wanted)
+    nodes = await _fetch(conn, ledger_id, wanted)
+    if len(nodes) != len(wanted):
+        await _size_in_range(conn, ledger_id, size)  # names the ledger or the size that is wrong
+        raise RuntimeError(f"ledger {ledger_id!r}: Merkle nodes missing: {wanted - set(nodes)}")
     return InclusionProof(
         ledger_id, seq, size, nodes[(0, seq - 1)], merkle.proof_from_nodes(ranges, nodes)
     )
