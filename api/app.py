@@ -12,6 +12,7 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -32,6 +33,7 @@ from api.controllers.products import ProductController
 from api.controllers.stations import StationController
 from api.logging import RequestIdMiddleware, structlog_plugin
 from api.pages import create_pages_router
+from api.pages.errors import address_not_found
 from api.pages.templating import template_config
 from api.problems import problem_details_plugin, unexpected_error
 from api.settings import Settings
@@ -119,7 +121,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_httponly=True,
             exclude=["^/api/"],
         ),
-        exception_handlers={Exception: unexpected_error},
+        # Unrouted addresses: a page for people, a problem document under /api (api/pages).
+        exception_handlers={Exception: unexpected_error, NotFoundException: address_not_found},
         openapi_config=OpenAPIConfig(
             title="Cloud Exchange API",
             version="1.0.0",

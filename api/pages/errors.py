@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 
 from api.pages.rendering import login_url, page, translator
-from api.problems import is_connection_failure, status_of
+from api.problems import http_problem, is_connection_failure, status_of
 
 log = structlog.get_logger()
 
@@ -127,3 +127,13 @@ def exception_handlers(domain_errors: list[type[Exception]]) -> ExceptionHandler
         **dict.fromkeys(domain_errors, domain_error),
         Exception: unexpected_error,
     }
+
+
+MACHINE_PREFIXES = ("/api/", "/schema", "/health", "/metrics", "/static/")
+
+
+def address_not_found(request: Request[Any, Any, Any], error: NotFoundException) -> Response[Any]:
+    """An address no route serves: a page for people, a problem document for programs."""
+    if request.url.path.startswith(MACHINE_PREFIXES):
+        return http_problem(error).to_response(request)
+    return http_error(request, error)

@@ -72,3 +72,13 @@ def test_a_page_of_another_role_is_refused_politely(phone: Page) -> None:
     phone.goto("/admin/departments")
     expect(phone.get_by_role("heading", name="无权访问")).to_be_visible()
     check_page(phone, "forbidden")
+
+
+def test_an_unknown_address_gets_a_page_and_the_api_a_problem(phone: Page, server: str) -> None:
+    sign_in(phone, "emp-a1")
+    answer = phone.goto("/no-such-page")
+    assert answer is not None and answer.status == 404
+    expect(phone.get_by_role("heading", name="未找到")).to_be_visible()
+    api = phone.request.get(f"{server}/api/no-such-thing", fail_on_status_code=False)
+    assert api.status == 404
+    assert api.headers["content-type"].startswith("application/problem+json")
