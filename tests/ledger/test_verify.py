@@ -210,3 +210,13 @@ def test_rule_breaks_in_a_self_consistent_forged_log_are_named() -> None:
     assert (4, "pending") in rules(found)  # post of a direct transfer
     assert (6, "pending") in rules(found)  # void of a different amount
     assert "entry seq 3: [reversal] seq 1 already reversed by seq 2" in map(str, found)
+
+
+async def test_an_unreadable_line_is_named_and_the_rest_still_checked(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> None:
+    lines, head = await exported(session_factory, dept, ring)
+    lines[2] = lines[2][:40] + b"\n"
+    found = verify_export(lines, head, ring)
+    assert (3, "format") in rules(found) and (None, "root") in rules(found)
+    assert any(f.seq == 4 for f in found)  # the hold's post no longer finds its pending
