@@ -60,6 +60,23 @@ async def _existing(
     return found.first()
 
 
+async def _claim(session: AsyncSession, order: Order) -> Order | None:
+    """Insert the order, taking its idempotency key; None when that worked, else the order a
+    concurrent request with the same key committed first."""
+    try:
+        async with session.begin_nested():
+            session.add(order)
+        return None
+    except IntegrityError:
+        # Only reachable if something bypassed the user lock: the unique index decides.
+        original = await _existing(
+            session, order.department_id, order.user_id, order.idempotency_key
+        )
+        if original is None:
+            raise
+        return original
+
+
 async def place_order(
     session: AsyncSession,
     caller: Identity,
@@ -92,39 +109,17 @@ async def place_order(
     if not product.active:
         raise ProductUnavailable(f"{product.name!r} is not offered any more.")
 
-    taken = await session.exec(
-        update(Product)
-        .where(
-            col(Product.department_id) == department_id,
-            col(Product.id) == product_id,
-            col(Product.stock) >= quantity,
-        )
-        .values(stock=Product.stock - quantity)
-        .returning(Product.stock, Product.price_points, Product.value_fen)
-    )
-    row = taken.first()
-    if row is None:
-        stock = (await session.exec(select(Product.stock).where(
-            Product.department_id == department_id, Product.id == product_id
-        ))).one()  # fmt: skip
-        raise ShortStock(
-            f"Only {stock} of {product.name!r} left; {quantity} requested.", stock, quantity
-        )
-    # Price and value as of the stock update, so a concurrent price change cannot slip in.
-    _, unit_price, unit_value = row
-    points = unit_price * quantity
-
     order = Order(
         department_id=department_id,
         user_id=user_id,
         product_id=product_id,
         product_name=product.name,
         product_unit=product.unit,
-        unit_price_points=unit_price,
-        unit_value_fen=unit_value,
+        unit_price_points=product.price_points,
+        unit_value_fen=product.value_fen,
         quantity=quantity,
-        points=points,
-        value_fen=unit_value * quantity,
+        points=product.price_points * quantity,
+        value_fen=product.value_fen * quantity,
         status=OrderStatus.reserved,
         hold_seq=0,
         pickup_jti=secrets.token_urlsafe(12),
@@ -134,16 +129,35 @@ async def place_order(
         idempotency_key=key,
         request_hash=request_hash,
     )
-    try:
-        async with session.begin_nested():
-            session.add(order)
-    except IntegrityError:
-        # Only reachable if something bypassed the user lock: the unique index decides.
-        original = await _existing(session, department_id, user_id, key)
-        if original is None:
-            raise
+    if (original := await _claim(session, order)) is not None:
         check_replay(key, original.request_hash, request_hash)
-        raise  # the stock update must not survive; the caller retries and gets the original
+        return Placed(original, replayed=True)
+
+    taken = await session.exec(
+        update(Product)
+        .where(
+            col(Product.department_id) == department_id,
+            col(Product.id) == product_id,
+            col(Product.stock) >= quantity,
+        )
+        .values(stock=Product.stock - quantity)
+        .returning(Product.price_points, Product.value_fen)
+    )
+    row = taken.first()
+    if row is None:
+        # The caller's transaction rolls back, and the claimed order with it.
+        stock = (await session.exec(select(Product.stock).where(
+            Product.department_id == department_id, Product.id == product_id
+        ))).one()  # fmt: skip
+        raise ShortStock(
+            f"Only {stock} of {product.name!r} left; {quantity} requested.", stock, quantity
+        )
+    # Price and value as of the stock update, which locked the row: a price change that
+    # committed since the read above is the one this order pays.
+    unit_price, unit_value = row
+    points = unit_price * quantity
+    order.unit_price_points, order.unit_value_fen = unit_price, unit_value
+    order.points, order.value_fen = points, unit_value * quantity
 
     await open_accounts(session, department_id, user_id)
     try:

@@ -295,3 +295,60 @@ async def test_two_coordinators_scanning_one_token_at_once_fulfil_it_once(
         assert redemption.posted == 60
         page = await queries.list_entries(session, s.department_id, kind="post")
         assert len(page.entries) == 1
+
+
+async def test_without_the_user_lock_the_unique_key_still_creates_one_order_and_one_drop_off(
+    factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backstop: concurrent same-key requests that all pass the key check lose the race
+    on the unique index, roll back to their savepoint and answer the winner's row."""
+
+    async def no_lock(session: AsyncSession, user_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(orders, "lock_user", no_lock)
+    monkeypatch.setattr(dropoffs, "lock_user", no_lock)
+    s = await setup(factory, employees=1)
+    employee = s.employees[0]
+
+    async def log(session: AsyncSession) -> Any:
+        return await dropoffs.log_dropoff(
+            session,
+            employee,
+            station_code=s.station_code,
+            category_code="ink_cartridge",
+            quantity=10,
+            idempotency_key="same-drop",
+        )
+
+    logged = await all_at_once(factory, [log] * 20)
+    assert all(not isinstance(r, Exception) for r in logged), logged
+    assert len({r.dropoff.id for r in logged}) == 1
+    async with db.transaction(factory) as session:
+        product = await create_product(
+            session,
+            s.department_id,
+            ProductDetails(name="蜂蜜", unit="瓶", price_points=50, stock=10),
+            s.coordinators[0].user_id,
+        )
+
+    async def buy(session: AsyncSession) -> Any:
+        return await orders.place_order(
+            session,
+            employee,
+            s.keyring,
+            product_id=product.id,
+            quantity=2,
+            idempotency_key="same-order",
+            expiry=EXPIRY,
+        )
+
+    placed = await all_at_once(factory, [buy] * 20)
+    assert all(not isinstance(r, Exception) for r in placed), placed
+    assert len({r.order.id for r in placed}) == 1
+    async with db.transaction(factory) as session:
+        stock = (await session.exec(select(Product.stock).where(Product.id == product.id))).one()
+        assert stock == 8
+        balance = await queries.balance(session, s.department_id, user_account(employee.user_id))
+        assert (balance.available, balance.held) == (100, 100)
+        assert await queries.ledger_size(session, s.department_id) == 2
