@@ -64,27 +64,33 @@ def _check(new: NewCampaign) -> None:
         raise InvalidInput("daily_cap_points", f"a whole number of points, 1-{MAX_DAILY_CAP}")
 
 
-async def create_campaign(session: AsyncSession, new: NewCampaign, actor_id: str) -> Campaign:
-    _check(new)
-    if new.department_id is not None and await session.get(Department, new.department_id) is None:
-        raise NotFound(f"No department {new.department_id!r}.")
+async def _check_no_overlap(
+    session: AsyncSession, new: NewCampaign, excluding: str | None = None
+) -> None:
     same_scope = (
         col(Campaign.department_id).is_(None)
         if new.department_id is None
         else Campaign.department_id == new.department_id
     )
-    overlapping = await session.exec(
-        select(Campaign).where(
-            same_scope,
-            col(Campaign.starts_at) < new.ends_at,
-            col(Campaign.ends_at) > new.starts_at,
-        )
+    query = select(Campaign).where(
+        same_scope,
+        col(Campaign.starts_at) < new.ends_at,
+        col(Campaign.ends_at) > new.starts_at,
     )
-    if clash := overlapping.first():
+    if excluding is not None:
+        query = query.where(Campaign.id != excluding)
+    if clash := (await session.exec(query)).first():
         raise CampaignOverlap(
             f"The window overlaps campaign {clash.name!r} ({clash.starts_at.isoformat()} to "
             f"{clash.ends_at.isoformat()}) of the same scope."
         )
+
+
+async def create_campaign(session: AsyncSession, new: NewCampaign, actor_id: str) -> Campaign:
+    _check(new)
+    if new.department_id is not None and await session.get(Department, new.department_id) is None:
+        raise NotFound(f"No department {new.department_id!r}.")
+    await _check_no_overlap(session, new)
     campaign = Campaign(
         name=new.name.strip(),
         starts_at=new.starts_at,
@@ -94,6 +100,46 @@ async def create_campaign(session: AsyncSession, new: NewCampaign, actor_id: str
         department_id=new.department_id,
         created_by=actor_id,
     )
+    session.add(campaign)
+    await session.flush()
+    return campaign
+
+
+@dataclass(frozen=True)
+class CampaignChanges:
+    """Fields to change; None leaves one as it is. The scope (department) never changes."""
+
+    name: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    policy: str | None = None
+    daily_cap_points: int | None = None
+
+
+async def update_campaign(
+    session: AsyncSession, campaign_id: str, changes: CampaignChanges
+) -> Campaign:
+    """Extend, shorten or end a campaign, change its policy or cap. Drop-offs already logged
+    keep their rate and status: a pending one stays pending until a coordinator decides."""
+    campaign = await session.get(Campaign, campaign_id, with_for_update=True)
+    if campaign is None:
+        raise NotFound(f"No campaign {campaign_id!r}.")
+    merged = NewCampaign(
+        name=campaign.name if changes.name is None else changes.name,
+        starts_at=campaign.starts_at if changes.starts_at is None else changes.starts_at,
+        ends_at=campaign.ends_at if changes.ends_at is None else changes.ends_at,
+        policy=campaign.policy if changes.policy is None else changes.policy,
+        daily_cap_points=campaign.daily_cap_points
+        if changes.daily_cap_points is None
+        else changes.daily_cap_points,
+        department_id=campaign.department_id,
+    )
+    _check(merged)
+    await _check_no_overlap(session, merged, excluding=campaign.id)
+    campaign.name = merged.name.strip()
+    campaign.starts_at, campaign.ends_at = merged.starts_at, merged.ends_at
+    campaign.policy = Policy(merged.policy)
+    campaign.daily_cap_points = merged.daily_cap_points
     session.add(campaign)
     await session.flush()
     return campaign

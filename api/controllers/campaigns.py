@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.security.jwt import Token
 
@@ -14,7 +14,7 @@ from catalog.identity import Identity
 from catalog.models import Role, utcnow
 from catalog.paging import DEFAULT_LIMIT
 from exchange import campaigns
-from exchange.campaigns import NewCampaign
+from exchange.campaigns import CampaignChanges, NewCampaign
 from exchange.categories import CATEGORIES, ROUNDING_RULE
 from exchange.errors import InvalidInput
 from exchange.models import Campaign, CampaignRate
@@ -39,6 +39,14 @@ class CampaignIn(msgspec.Struct):
     policy: Literal["auto", "steward"]
     daily_cap_points: Annotated[int, msgspec.Meta(ge=1, le=campaigns.MAX_DAILY_CAP)]
     department_id: str | None = None
+
+
+class CampaignPatch(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    policy: Literal["auto", "steward"] | None = None
+    daily_cap_points: Annotated[int, msgspec.Meta(ge=1, le=campaigns.MAX_DAILY_CAP)] | None = None
 
 
 class RateIn(msgspec.Struct):
@@ -176,6 +184,25 @@ class CampaignController(Controller):
         return CampaignOut.of(
             await campaigns.get_campaign(db, campaign_id, request.user.department_id)
         )
+
+    @patch(
+        "/campaigns/{campaign_id:str}",
+        guards=[requires(Role.admin)],
+        summary="Change a campaign's window, policy, cap or name",
+        description="E.g. end it early by setting `ends_at` to now. Drop-offs already logged "
+        "keep their rate and status; the new policy and cap apply to new drop-offs.",
+    )
+    async def update_campaign(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        campaign_id: FromPath[str],
+        data: JSONBody[CampaignPatch],
+    ) -> CampaignOut:
+        campaign = await campaigns.update_campaign(
+            db, campaign_id, CampaignChanges(**msgspec.structs.asdict(data))
+        )
+        return CampaignOut.of(campaign)
 
     @get(
         "/campaigns/{campaign_id:str}/rates",

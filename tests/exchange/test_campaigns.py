@@ -173,3 +173,51 @@ async def test_the_openapi_document_states_the_rounding_rule(client: Client) -> 
         p for p in schema["paths"]["/api/dropoffs"]["post"]["parameters"] if p["in"] == "header"
     )
     assert header["name"] == "Idempotency-Key"
+
+
+async def test_the_admin_ends_a_campaign_early_and_drop_offs_stop(
+    client: Client, world: World
+) -> None:
+    admin = world.headers["admin"]
+    campaign = await open_campaign(client, admin, policy="auto", cap=100)
+    station = await add_station(client, world.headers["coord-a"], world.dept_a)
+    url = f"/api/campaigns/{campaign['id']}"
+    raised = await client.patch(
+        url, json={"daily_cap_points": 300, "policy": "steward"}, headers=admin
+    )
+    assert raised.status_code == 200
+    assert (raised.json()["daily_cap_points"], raised.json()["policy"]) == (300, "steward")
+    assert raised.json()["starts_at"] == campaign["starts_at"]
+    logged = await drop(client, world.headers["emp-a"], station["code"], "phone", 2)
+    assert logged.json()["points"] == 200 and logged.json()["status"] == "pending"
+
+    ended = await client.patch(url, json={"ends_at": utcnow().isoformat()}, headers=admin)
+    assert ended.status_code == 200 and ended.json()["status"] == "closed"
+    refused = await drop(client, world.headers["emp-a"], station["code"], "phone", 1)
+    assert refused.status_code == 409 and refused.json()["title"] == "No open campaign"
+    # What was logged before stays, and can still be decided.
+    confirmed = await client.post(
+        f"/api/dropoffs/{logged.json()['id']}/confirm", headers=world.headers["coord-a"]
+    )
+    assert confirmed.status_code == 200 and confirmed.json()["points"] == 200
+
+
+async def test_a_campaign_change_is_checked_like_a_new_campaign(
+    client: Client, world: World
+) -> None:
+    admin = world.headers["admin"]
+    first = await open_campaign(client, admin)
+    later = await client.post(
+        "/api/campaigns",
+        json={"name": "下一周", "policy": "auto", "daily_cap_points": 10, **window(10, 17)},
+        headers=admin,
+    )
+    url = f"/api/campaigns/{first['id']}"
+    overlap = await client.patch(url, json={"ends_at": window(0, 12)["ends_at"]}, headers=admin)
+    assert overlap.status_code == 409 and later.json()["name"] in overlap.json()["detail"]
+    backwards = await client.patch(url, json={"ends_at": window(-2, -2)["ends_at"]}, headers=admin)
+    assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "ends_at"
+    forbidden = await client.patch(url, json={"name": "x"}, headers=world.headers["coord-a"])
+    assert forbidden.status_code == 403
+    missing = await client.patch("/api/campaigns/nope", json={"name": "x"}, headers=admin)
+    assert missing.status_code == 404
