@@ -102,10 +102,22 @@ async def update_product(
     details: ProductDetails,
     actor_id: str,
     *,
+    stock_delta: int | None = None,
     now: datetime | None = None,
 ) -> Product:
+    """Change fields; `stock_delta` adds to (or takes from) the stock as it is under the row
+    lock, so a delivery counted in never overwrites units that orders took meanwhile."""
     values = _validated(details)
+    if stock_delta is not None and "stock" in values:
+        raise InvalidField("stock_delta", "give either stock or stock_delta, not both")
     product = await get_product(session, department_id, product_id, for_update=True)
+    if stock_delta is not None:
+        stock = product.stock + stock_delta
+        if not 0 <= stock <= MAX_STOCK:
+            raise InvalidField(
+                "stock_delta", f"the stock is {product.stock}; it must stay within 0-{MAX_STOCK}"
+            )
+        values["stock"] = stock
     await _apply_changes(session, product, values, actor_id, now or utcnow())
     return product
 

@@ -41,6 +41,16 @@ class ProductPatch(msgspec.Struct):
     unit: Unit | None = None
     price_points: PricePoints | None = None
     stock: Stock | None = None
+    stock_delta: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                description="units to add (a delivery) or take away (damage), applied to the "
+                "stock as it is at that moment; instead of `stock`"
+            ),
+        ]
+        | None
+    ) = None
     value_fen: ValueFen | None = None
     description: Description | None = None
     active: bool | None = None
@@ -180,12 +190,15 @@ class ProductController(Controller):
         product_id: FromPath[str],
         data: JSONBody[ProductPatch],
     ) -> ProductOut:
+        fields = msgspec.structs.asdict(data)
+        stock_delta = fields.pop("stock_delta")
         product = await products.update_product(
             db,
             _department_of(request.user),
             product_id,
-            ProductDetails(**msgspec.structs.asdict(data)),
+            ProductDetails(**fields),
             request.user.user_id,
+            stock_delta=stock_delta,
         )
         return ProductOut.of(product)
 

@@ -147,3 +147,24 @@ async def test_a_photo_over_two_megabytes_is_refused(client: Client, world: Worl
     big = image_bytes("PNG") + b"\0" * (2 * 1024 * 1024)
     response = await upload(client, world, rice["id"], "big.png", big)
     assert response.status_code == 413
+
+
+async def test_a_delivery_adds_to_the_stock_orders_left_and_never_takes_it_below_zero(
+    client: Client, world: World
+) -> None:
+    rice = await add_product(client, world.headers["coord-a"], world.dept_a, stock=10)
+    url = f"/api/products/{rice['id']}"
+    coordinator = world.headers["coord-a"]
+    added = await client.patch(url, json={"stock_delta": 20}, headers=coordinator)
+    assert added.status_code == 200 and added.json()["stock"] == 30
+    taken = await client.patch(url, json={"stock_delta": -5}, headers=coordinator)
+    assert taken.json()["stock"] == 25
+    below = await client.patch(url, json={"stock_delta": -26}, headers=coordinator)
+    assert below.status_code == 422 and below.json()["errors"][0]["field"] == "stock_delta"
+    both = await client.patch(url, json={"stock_delta": 1, "stock": 3}, headers=coordinator)
+    assert both.status_code == 422
+    history = await client.get(f"{url}/changes", headers=coordinator)
+    stock_changes = [
+        (c["old_value"], c["new_value"]) for c in history.json()["items"] if c["field"] == "stock"
+    ]
+    assert sorted(stock_changes) == [("10", "30"), ("30", "25")]
