@@ -18,7 +18,7 @@ from catalog import departments
 from catalog.identity import Identity
 from catalog.models import Role
 from catalog.paging import MAX_LIMIT
-from exchange import campaigns, dropoffs, stations
+from exchange import campaigns, dropoffs, orders, stations
 from exchange.categories import CATEGORIES, Category, Unit
 from exchange.errors import (
     CategoryNotRated,
@@ -31,7 +31,7 @@ from exchange.errors import (
     StationInactive,
     UnknownCategory,
 )
-from exchange.models import Dropoff, Station
+from exchange.models import Dropoff, Order, Station
 from exchange.points import points_of
 
 RECENT = 8
@@ -67,6 +67,19 @@ def rated_categories(rates: list[Any], language: str) -> list[RatedCategory]:
     ]
 
 
+async def my_orders(db: DB, identity: Identity) -> list[Order]:
+    """The employee's orders, newest first."""
+    listing = await orders.list_orders(
+        db,
+        identity.department_id or "",
+        user_id=identity.user_id,
+        status=None,
+        limit=MAX_LIMIT,
+        after=None,
+    )
+    return list(reversed(listing.items))
+
+
 async def recent_dropoffs(db: DB, identity: Identity, count: int) -> list[Dropoff]:
     listing = await dropoffs.list_dropoffs(
         db,
@@ -95,6 +108,7 @@ class EmployeePages(Controller):
             department=department,
             points=points,
             dropoffs=await recent_dropoffs(db, identity, RECENT),
+            orders=(await my_orders(db, identity))[:RECENT],
             categories={
                 code: category_name(c, language_of(request)) for code, c in CATEGORIES.items()
             },

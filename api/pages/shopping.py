@@ -12,6 +12,7 @@ from litestar.security.jwt import Token
 from markupsafe import Markup
 
 from api.auth import requires
+from api.pages.employee import my_orders
 from api.pages.forms import savepoint, text
 from api.pages.rendering import page, redirect, translator
 from api.params import DB
@@ -29,7 +30,7 @@ from exchange.errors import (
     ShortPoints,
     ShortStock,
 )
-from exchange.models import Order, OrderStatus
+from exchange.models import OrderStatus
 from exchange.points import points_of
 
 # Pixels per QR module for the pickup code's PNG fallback; the page shows the SVG.
@@ -39,18 +40,6 @@ QR_BOX_PX = 8
 def parse_count(typed: str) -> int | None:
     typed = typed.strip()
     return int(typed) if typed.isdigit() and 1 <= int(typed) <= orders.MAX_QUANTITY else None
-
-
-async def my_orders(db: DB, identity: Identity) -> list[Order]:
-    listing = await orders.list_orders(
-        db,
-        identity.department_id or "",
-        user_id=identity.user_id,
-        status=None,
-        limit=MAX_LIMIT,
-        after=None,
-    )
-    return list(reversed(listing.items))
 
 
 class ShoppingPages(Controller):
