@@ -108,7 +108,9 @@ def verify(keys: PublicKeySet, scanned: str, now: datetime | None = None) -> Pic
         raise PickupTokenMalformed(
             f"The token lacks what a pickup token carries: {error}."
         ) from None
-    if not all(isinstance(claims[name], str) for name in ("sub", "dep", "jti")):
+    if not all(isinstance(claims[name], str) for name in ("sub", "dep", "jti")) or not (
+        isinstance(claims["exp"], int)
+    ):
         raise PickupTokenMalformed("The token's claims are not what a pickup token carries.")
     expires = datetime.fromtimestamp(int(claims["exp"]), tz=utcnow().tzinfo)
     if now_ts >= claims["exp"]:

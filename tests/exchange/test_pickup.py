@@ -223,3 +223,26 @@ async def test_tokens_signed_before_a_key_rotation_still_redeem(
     assert keyring.active.kid != old_kid
     response = await scan(client, world, placed["pickup_token"])
     assert response.status_code == 200
+
+
+async def test_a_signed_token_without_a_pickup_tokens_claims_is_malformed(
+    client: Client, world: World, placed: dict
+) -> None:
+    keyring = client.app.state.settings.keyring
+    claims = claims_of(placed["pickup_token"])
+    variants = [
+        {k: v for k, v in claims.items() if k != "jti"},
+        claims | {"aud": "tree-head"},
+        claims | {"exp": "tomorrow"},
+        claims | {"sub": 42},
+    ]
+    for variant in variants:
+        token = jwt.encode(
+            variant,
+            keyring.active.private_key,
+            algorithm="EdDSA",
+            headers={"kid": keyring.active.kid},
+        )
+        response = await scan(client, world, token)
+        assert response.status_code == 400, variant
+        assert response.json()["title"] == "Pickup token malformed", variant
