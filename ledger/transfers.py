@@ -165,6 +165,8 @@ async def transfer(
         raise InvalidRequest("credit", "must differ from the debit account")
     if expires_at is not None and not pending:
         raise InvalidRequest("expires_at", "only pending transfers expire")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidRequest("expires_at", "must be timezone-aware")
     expires_us = to_us(expires_at) if expires_at is not None else None
     if pending:
         plan = _Plan(
@@ -176,9 +178,11 @@ async def transfer(
                      (0, amount, 0, 0), (0, 0, 0, amount))  # fmt: skip
 
     async def resolve(conn: AsyncConnection, time_us: int) -> _Plan:
+        if expires_us is not None and expires_us <= time_us:
+            raise InvalidRequest("expires_at", "must be later than now")
         return plan
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, plan.kind, resolve,
+    return await _write(session, ledger_id, idempotency_key, actor, now, resolve,
                         _same_transfer(plan), (debit, credit))  # fmt: skip
 
 
@@ -220,7 +224,7 @@ async def post_pending(
                 diffs.append(f"amount {e.amount} was a partial post of {p.amount}")
         return diffs
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, POST, resolve, same)
+    return await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
 
 
 async def void_pending(
@@ -245,7 +249,7 @@ async def void_pending(
     async def same(conn: AsyncConnection, e: Entry) -> list[str]:
         return _diff(e, kind=VOID, ref_seq=pending_seq, reference=reference)
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, VOID, resolve, same)
+    return await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
 
 
 async def reverse(
@@ -277,7 +281,7 @@ async def reverse(
     async def same(conn: AsyncConnection, e: Entry) -> list[str]:
         return _diff(e, kind=REVERSAL, ref_seq=seq, reference=reference)
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, REVERSAL, resolve, same)
+    return await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
 
 
 async def sweep_expired(
@@ -373,7 +377,6 @@ async def _write(
     key: str,
     actor: str,
     now: datetime | None,
-    kind: str,
     resolve: Resolver,
     same: Comparer,
     accounts: tuple[str, str] | None = None,

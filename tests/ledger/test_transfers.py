@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -321,6 +323,8 @@ async def test_accounts_must_exist_and_keep_their_flags(
         ({"reference": "x" * 257}, "reference"),
         ({"reference": "\ud800"}, "reference"),
         ({"expires_at": at(1)}, "expires_at"),
+        ({"pending": True, "expires_at": at(1)}, "expires_at"),  # already past
+        ({"pending": True, "expires_at": datetime(2099, 1, 1)}, "expires_at"),  # naive
     ],
 )
 async def test_malformed_requests_are_refused_naming_the_field(
