@@ -11,7 +11,7 @@ from api.pages.admin import AdminPages
 from api.pages.audit import AuditPages
 from api.pages.campaigns import CampaignPages
 from api.pages.dashboard import DashboardPage
-from api.pages.desk import PickupDesk
+from api.pages.desk import PickupDesk, PickupLink
 from api.pages.dropoff_review import DropoffReview
 from api.pages.employee import EmployeePages
 from api.pages.errors import exception_handlers
@@ -39,6 +39,7 @@ def create_pages_router() -> Router:
             StationPages,
             ProductPages,
             PickupDesk,
+            PickupLink,
             DropoffReview,
             AuditPages,
             DashboardPage,

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath
 from litestar.response import Template
 from litestar.security.jwt import Token
 
@@ -65,6 +66,7 @@ class PickupDesk(Controller):
             status_code=200 if result.ok else 409,
             title=translator(request).gettext("Pickup desk"),
             result=result,
+            scanned="",
         )
 
     async def _redeem(
@@ -93,6 +95,29 @@ class PickupDesk(Controller):
             _("Hand over"),
             order=order,
             person=owner.display_name if owner else order.user_id,
+        )
+
+
+class PickupLink(Controller):
+    """`/p/{token}`, what a pickup QR encodes: a phone's camera app opens it. A GET never
+    hands anything over; a coordinator gets the desk with the code filled in, to confirm."""
+
+    include_in_schema = False
+
+    @get("/p/{token:str}")
+    async def pickup_link(
+        self, request: Request[Identity, Token, Any], token: FromPath[str]
+    ) -> Template:
+        _ = translator(request).gettext
+        if request.user.has(Role.coordinator):
+            return page(
+                request, "coord/pickup.html", title=_("Pickup desk"), result=None, scanned=token
+            )
+        return page(
+            request,
+            "error.html",
+            title=_("This is a pickup code"),
+            message=_("Show it at your department's pickup desk; the coordinator there scans it."),
         )
 
 

@@ -75,6 +75,9 @@ def test_coordinator_adds_a_collection_point_and_a_product(
     expect(coordinator.get_by_role("status")).to_contain_text("已保存")
     expect(coordinator.get_by_role("img", name="石门村高山大米")).to_be_visible()
     check_page(coordinator, "coordinator-product")
+    coordinator.get_by_role("link", name="帮扶村商品").last.click()
+    expect(coordinator.locator("tr", has_text="石门村高山大米")).to_contain_text("45.50")
+    check_page(coordinator, "coordinator-products")
 
 
 def test_employee_logs_a_drop_off_from_the_poster(new_phone, journey: dict[str, str]) -> None:
@@ -113,6 +116,7 @@ def test_employee_sees_the_points_and_orders_with_a_confirmation_step(
     phone.get_by_role("link", name="兑换商品").first.click()
     check_page(phone, "phone-catalog")
     phone.get_by_role("link", name="石门村高山大米").click()
+    check_page(phone, "phone-product")
     phone.get_by_label("数量").fill("2")
     phone.get_by_role("button", name="继续").click()
     expect(phone.get_by_role("heading", name="确认订单")).to_be_visible()
@@ -127,13 +131,23 @@ def test_employee_sees_the_points_and_orders_with_a_confirmation_step(
     phone.get_by_text("扫码枪读不出二维码？").click()
     journey["token"] = phone.locator("#pickup-token").inner_text()
     journey["order"] = "/" + phone.url.split("/", 3)[3]
+    # The QR encodes {PUBLIC_BASE_URL}/p/{token}; opened by an employee it explains itself.
+    phone.goto(f"/p/{journey['token']}")
+    expect(phone.get_by_role("heading", name="这是领取码")).to_be_visible()
+    phone.goto("/orders")
+    check_page(phone, "phone-orders")
 
 
 def test_pickup_desk_hands_the_order_over_once(new_desktop, journey: dict[str, str]) -> None:
     desk = new_desktop()
     sign_in(desk, "coord-a")
-    desk.goto("/coord/pickup")
+    # A phone camera app opening the QR's URL lands on the desk with the code filled in,
+    # and nothing is handed over until the coordinator presses the button.
+    desk.goto(f"/p/{journey['token']}")
     box = desk.get_by_label("领取码")
+    expect(box).to_have_value(journey["token"])
+    expect(desk.locator(".scan-result")).to_have_count(0)
+    desk.goto("/coord/pickup")
     expect(box).to_be_focused()
     box.fill(journey["token"])
     box.press("Enter")  # what a USB scanner sends after the code
@@ -190,6 +204,14 @@ def test_auditor_finds_the_entries_and_sees_their_inclusion_proof_verified(
     auditor.get_by_label("业务编号").fill(f"dropoff:{journey['dropoff']}")
     auditor.get_by_role("button", name="筛选").click()
     expect(rows).to_have_count(2)  # the pending credit, posted when the coordinator confirmed
+
+    auditor.get_by_role("link", name="余额").click()
+    auditor.get_by_label("部门").select_option(label=DEPARTMENT)
+    auditor.get_by_role("button", name="查看").click()
+    auditor.get_by_label("账户").select_option(label="职工A1 (emp-a1)")
+    auditor.get_by_role("button", name="查询余额").click()
+    expect(auditor.locator("#balance")).to_have_text("15")  # 75 credited, 60 spent
+    check_page(auditor, "auditor-balances")
 
     auditor.get_by_role("link", name="签名树头").first.click()
     auditor.get_by_label("部门").select_option(label=DEPARTMENT)
