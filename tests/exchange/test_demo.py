@@ -40,7 +40,6 @@ async def test_the_demo_adds_stations_an_open_campaign_and_catalogs_once_and_the
     assert all(p.stock > 0 and p.active for p in products)
     assert len(campaigns) == 1 and campaigns[0].policy == "auto" and rates == 7
 
-    await client.app.state.engine.dispose()  # seeded from this loop; the app runs in another
     employee = await login(client, "emp-a1", DEMO_PASSWORD)
     me = (await client.get("/api/me", headers=employee)).json()
     station = next(s for s in stations if s.department_id == me["department"]["id"])
