@@ -2,6 +2,7 @@
 its own connection, racing for the same stock, idempotency key, daily cap or pickup token."""
 
 import asyncio
+import random
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,13 @@ from catalog.identity import Identity
 from catalog.models import DepartmentStatus, Product, Role, User, UserRole, utcnow
 from catalog.products import ProductDetails, create_product
 from exchange import campaigns, dropoffs, orders, pickup, stations
-from exchange.errors import AlreadyPickedUp, DailyCapReached, ShortStock
+from exchange.errors import (
+    AlreadyPickedUp,
+    DailyCapReached,
+    InvalidTransition,
+    PickupTokenRevoked,
+    ShortStock,
+)
 from exchange.models import Dropoff, Order, OrderStatus
 from exchange.points import ISSUANCE, REDEMPTION, user_account
 from ledger import queries
@@ -352,3 +359,85 @@ async def test_without_the_user_lock_the_unique_key_still_creates_one_order_and_
         balance = await queries.balance(session, s.department_id, user_account(employee.user_id))
         assert (balance.available, balance.held) == (100, 100)
         assert await queries.ledger_size(session, s.department_id) == 2
+
+
+async def test_pickup_racing_cancel_and_expiry_ends_in_exactly_one_outcome(
+    factory: Factory,
+) -> None:
+    """Each order is scanned, cancelled by its owner and swept as expired all at once: one
+    of the three wins, the others are refused, and the hold is posted or voided once."""
+    s = await setup(factory, employees=1)
+    employee, coordinator = s.employees[0], s.coordinators[0]
+    await give_points(factory, s, employee, 1000)
+    async with db.transaction(factory) as session:
+        product = await create_product(
+            session,
+            s.department_id,
+            ProductDetails(name="香菇", unit="袋", price_points=10, stock=20),
+            coordinator.user_id,
+        )
+    placed = []
+    for n in range(10):
+        async with db.transaction(factory) as session:
+            result = await orders.place_order(
+                session,
+                employee,
+                s.keyring,
+                product_id=product.id,
+                quantity=1,
+                idempotency_key=f"o{n}",
+                expiry=EXPIRY,
+            )
+            placed.append(result.order)
+    later = utcnow() + EXPIRY + timedelta(minutes=1)
+
+    def scan(order: Order) -> Callable[[AsyncSession], Awaitable[Any]]:
+        async def job(session: AsyncSession) -> Any:
+            return await pickup.redeem(
+                session,
+                s.keyring,
+                pickup.sign(s.keyring, order),
+                coordinator_id=coordinator.user_id,
+                coordinator_department_id=s.department_id,
+            )
+
+        return job
+
+    def cancel(order: Order) -> Callable[[AsyncSession], Awaitable[Any]]:
+        async def job(session: AsyncSession) -> Any:
+            return await orders.cancel_order(session, employee, order.id)
+
+        return job
+
+    def expire(order: Order) -> Callable[[AsyncSession], Awaitable[Any]]:
+        async def job(session: AsyncSession) -> Any:
+            return await orders.expire_due(session, s.department_id, later, limit=1)
+
+        return job
+
+    work = [make(order) for order in placed for make in (scan, cancel, expire)]
+    random.Random(7).shuffle(work)  # so that each kind of action wins some races
+    results = await all_at_once(factory, work)
+    unexpected = [
+        r
+        for r in results
+        if isinstance(r, Exception)
+        and not isinstance(r, AlreadyPickedUp | PickupTokenRevoked | InvalidTransition)
+    ]
+    assert unexpected == []
+
+    async with db.transaction(factory) as session:
+        final = (
+            await session.exec(select(Order).where(Order.department_id == s.department_id))
+        ).all()
+        assert all(o.status != OrderStatus.reserved for o in final)
+        fulfilled = sum(o.status == OrderStatus.fulfilled for o in final)
+        stock = (await session.exec(select(Product.stock).where(Product.id == product.id))).one()
+        assert stock == 20 - fulfilled
+        balance = await queries.balance(session, s.department_id, user_account(employee.user_id))
+        assert (balance.held, balance.available) == (0, 1000 - 10 * fulfilled)
+        redemption = await queries.balance(session, s.department_id, REDEMPTION)
+        assert (redemption.posted, redemption.credits_pending) == (10 * fulfilled, 0)
+        resolutions = await queries.list_entries(session, s.department_id, limit=500)
+        by_kind = Counter(e.kind for e in resolutions.entries if e.reference.startswith("order:"))
+        assert by_kind == +Counter(pending=10, post=fulfilled, void=10 - fulfilled)
