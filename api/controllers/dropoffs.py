@@ -9,6 +9,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
 from api.auth import requires
+from api.controllers.refusals import refusals
 from api.params import DB, After, Limit
 from catalog.identity import Identity
 from catalog.models import Role
@@ -135,6 +136,16 @@ class DropoffController(Controller):
         "credits the points: at once under the `auto` policy, pending a coordinator under "
         f"`steward`. {ROUNDING_RULE} A replay of an earlier request (same Idempotency-Key, same "
         f"body) answers with the original drop-off and the header `{REPLAYED_HEADER}: true`.",
+        responses=refusals(
+            _400="Idempotency-Key header required",
+            _403="Collection point of another department; Department not approved",
+            _404="Not found (no collection point with that code)",
+            _409="Idempotency key reused with a different request (with `idempotency_key`); "
+            "Collection point inactive; No open campaign; Daily points cap reached (with "
+            "`daily_cap` and `remaining`)",
+            _422="Unknown category (with `category`); Category not on the rate card; Quantity "
+            "out of bounds (with `minimum`, `maximum`, `unit`); Wrong unit for the category",
+        ),
     )
     async def log(
         self,

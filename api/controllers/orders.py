@@ -11,6 +11,7 @@ from litestar.security.jwt import Token
 
 from api.auth import requires
 from api.controllers.dropoffs import REPLAYED_HEADER, IdempotencyKey
+from api.controllers.refusals import refusals
 from api.params import DB, After, Limit
 from catalog.identity import Identity
 from catalog.models import Role
@@ -113,6 +114,15 @@ class OrderController(Controller):
         "written then. The order expires unless picked up in time; its `pickup_token` is "
         f"shown as a QR code at the desk. A replay (same Idempotency-Key, same body) answers "
         f"with the original order and `{REPLAYED_HEADER}: true`.",
+        responses=refusals(
+            _400="Idempotency-Key header required",
+            _403="Department not approved",
+            _409="Not enough stock (with `stock`, `requested`); Not enough points (with "
+            "`available`, `needed`); Product not available (inactive); Idempotency key reused "
+            "with a different request (with `idempotency_key`)",
+            _422="Invalid field: `quantity` out of range, or `product_id` not in the caller's "
+            "department's catalog",
+        ),
     )
     async def place(
         self,
@@ -235,6 +245,12 @@ class OrderController(Controller):
         "`Pickup token signature invalid` (forged or altered), `Pickup token expired`, "
         "`Pickup token revoked` (order cancelled or expired), `Pickup token of another "
         "department`, and `Already picked up` (409, with `fulfilled_at` and `fulfilled_by`).",
+        responses=refusals(
+            _400="Pickup token malformed; Pickup token signature invalid (forged or altered)",
+            _403="Pickup token of another department",
+            _409="Already picked up (with `fulfilled_at` and `fulfilled_by`)",
+            _410="Pickup token expired; Pickup token revoked (order cancelled or expired)",
+        ),
     )
     async def redeem(
         self, request: Request[Identity, Token, Any], db: DB, data: JSONBody[PickupIn]

@@ -221,3 +221,14 @@ async def test_a_campaign_change_is_checked_like_a_new_campaign(
     assert forbidden.status_code == 403
     missing = await client.patch("/api/campaigns/nope", json={"name": "x"}, headers=admin)
     assert missing.status_code == 404
+
+
+async def test_the_openapi_document_lists_the_refusals_of_the_exchanges_writes(
+    client: Client,
+) -> None:
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    pickup = paths["/api/pickups"]["post"]["responses"]
+    assert set(pickup) >= {"200", "400", "403", "409", "410"}
+    assert "application/problem+json" in pickup["410"]["content"]
+    assert "Not enough stock" in paths["/api/orders"]["post"]["responses"]["409"]["description"]
+    assert "Daily points cap" in paths["/api/dropoffs"]["post"]["responses"]["409"]["description"]
