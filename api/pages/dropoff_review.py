@@ -47,6 +47,7 @@ class DropoffReview(Controller):
         values: dict[str, str] | None = None,
         errors: dict[str, str] | None = None,
         done: dict[str, int] | None = None,
+        selected: set[str] | None = None,
         status_code: int = 200,
     ) -> Template:
         department_id = request.user.department_id or ""
@@ -86,6 +87,7 @@ class DropoffReview(Controller):
             values=values or {},
             errors=errors or {},
             done=done or {},
+            selected=selected or set(),
         )
 
     @get("/")
@@ -98,18 +100,21 @@ class DropoffReview(Controller):
         _ = translator(request).gettext
         form = await request.form()
         values = {key: text(form, key, 300) for key in form if isinstance(form.get(key), str)}
+        chosen = [str(v) for v in form.getall("selected", []) if isinstance(v, str)]
         if single := text(form, "confirm", 32):
             decisions = [(single, "confirm", values.get(f"reason-{single}", ""))]
         elif single := text(form, "reject", 32):
             decisions = [(single, "reject", values.get(f"reason-{single}", ""))]
         else:
             action = text(form, "bulk", 10)
-            chosen = [str(v) for v in form.getall("selected", []) if isinstance(v, str)]
             decisions = [(d, action, values.get("bulk_reason", "")) for d in chosen]
         errors: dict[str, str] = {}
         done = {"confirmed": 0, "rejected": 0}
         if not decisions:
             errors["_form"] = _("Tick the drop-offs to decide on first.")
+        elif not single and action == "reject" and not values.get("bulk_reason", "").strip():
+            errors["bulk_reason"] = _("Say why the drop-off is rejected.")
+            decisions = []
         for dropoff_id, action, reason in decisions:
             error = await self._decide(request, db, dropoff_id, action, values, reason)
             if error:
@@ -117,7 +122,13 @@ class DropoffReview(Controller):
             else:
                 done["confirmed" if action == "confirm" else "rejected"] += 1
         return await self._render(
-            request, db, values=values, errors=errors, done=done, status_code=422 if errors else 200
+            request,
+            db,
+            values=values,
+            errors=errors,
+            done=done,
+            selected=set(chosen) if errors else set(),
+            status_code=422 if errors else 200,
         )
 
     async def _decide(

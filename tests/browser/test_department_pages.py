@@ -127,3 +127,31 @@ def test_the_dashboard_shows_todays_numbers(desktop: Page) -> None:
     desktop.goto("/coord/dashboard")
     expect(desktop.get_by_role("heading", name=re.compile("今日数据"))).to_be_visible()
     check_page(desktop, "coordinator-dashboard")
+
+
+def test_an_employee_cancels_an_order_and_gets_the_points_back(desktop: Page, phone: Page) -> None:
+    poster = station_poster(desktop, "coord-b")
+    sign_in(phone, "emp-b1", next=poster)
+    phone.get_by_label("键盘鼠标").check()
+    phone.get_by_label("数量").fill("5")  # 150 points, credited at once (automatic campaign)
+    phone.get_by_role("button", name="登记投放").click()
+    phone.goto("/catalog")
+    phone.get_by_role("link", name="糯玉米").click()
+    phone.get_by_role("button", name="继续").click()
+    phone.get_by_role("button", name="确认下单").click()
+    phone.goto("/home")
+    expect(phone.locator(".stat").nth(2).locator(".value")).to_have_text("120")  # held
+    phone.get_by_role("link", name="糯玉米 × 1").click()
+    phone.once("dialog", lambda dialog: dialog.accept())
+    phone.get_by_role("button", name="取消订单").click()
+    expect(phone.locator("#order-status")).to_contain_text("已取消")
+    expect(phone.get_by_role("img", name="领取二维码")).to_have_count(0)
+    phone.goto("/home")
+    expect(phone.locator(".stat.main .value")).to_have_text("150")
+    expect(phone.locator(".stat").nth(2).locator(".value")).to_have_text("0")
+
+
+def test_the_pickup_desk_fits_a_phone(phone: Page) -> None:
+    sign_in(phone, "coord-b", next="/coord/pickup")
+    expect(phone.get_by_label("领取码")).to_be_visible()
+    check_page(phone, "phone-pickup-desk")

@@ -222,3 +222,35 @@ def test_auditor_finds_the_entries_and_sees_their_inclusion_proof_verified(
     lines = download.value.path().read_text().splitlines()
     assert len(lines) >= 4 and all(line.startswith("{") for line in lines)
     check_page(auditor, "auditor-tree-head")
+
+
+def test_coordinator_rejects_drop_offs_in_bulk_with_a_reason(
+    new_phone, new_desktop, journey: dict[str, str]
+) -> None:
+    phone = new_phone()
+    sign_in(phone, "emp-a3", next=journey["poster"])
+    for count in ("1", "2"):
+        phone.goto(journey["poster"])
+        phone.get_by_label("墨盒").check()
+        phone.get_by_label("数量").fill(count)
+        phone.get_by_role("button", name="登记投放").click()
+        expect(phone.get_by_role("heading", name=re.compile("积分待确认"))).to_be_visible()
+
+    coordinator = new_desktop()
+    sign_in(coordinator, "coord-a", next="/coord/dropoffs")
+    for row in coordinator.locator("tr", has_text="职工A3").all():
+        row.get_by_role("checkbox").check()
+    coordinator.get_by_role("button", name="驳回所选").click()
+    expect(coordinator.locator("#f-bulk_reason-error")).to_have_text("请填写驳回原因。")
+    for row in coordinator.locator("tr", has_text="职工A3").all():
+        expect(row.get_by_role("checkbox")).to_be_checked()  # the ticks are kept
+    coordinator.get_by_label("驳回原因", exact=True).fill("回收点未见实物")
+    coordinator.get_by_role("button", name="驳回所选").click()
+    expect(coordinator.get_by_role("status")).to_contain_text("已驳回：2")
+    expect(coordinator.locator("tr", has_text="职工A3")).to_have_count(0)
+
+    phone.goto("/home")
+    expect(phone.locator(".stat").nth(1).locator(".value")).to_have_text("0")
+    phone.locator("ul.activity a").first.click()
+    expect(phone.get_by_role("heading", name="投放未通过")).to_be_visible()
+    expect(phone.get_by_role("status")).to_contain_text("回收点未见实物")
