@@ -40,7 +40,7 @@ class AccountPages(Controller):
 
     @get("/", exclude_from_auth=True)
     async def root(self) -> Redirect:
-        return Redirect(path="/home", status_code=303)
+        return Redirect(path="/start", status_code=303)
 
     @get("/login", exclude_from_auth=True)
     async def login_form(
@@ -122,7 +122,7 @@ class AccountPages(Controller):
     async def language(self, request: Request[Any, Any, Any]) -> Redirect:
         form = await request.form()
         chosen = i18n.supported(str(form.get("language", ""))) or i18n.DEFAULT_LANGUAGE
-        response = redirect(safe_next(str(form.get("next", "")), "/home"))
+        response = redirect(safe_next(str(form.get("next", "")), "/start"))
         response.set_cookie(
             key=i18n.LANGUAGE_COOKIE,
             value=chosen,

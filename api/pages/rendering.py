@@ -111,7 +111,7 @@ def here(request: Request[Any, Any, Any]) -> str:
     return request.url.path + (f"?{query}" if query else "")
 
 
-def safe_next(target: str | None, default: str = "/home") -> str:
+def safe_next(target: str | None, default: str = "/start") -> str:
     """Only a path on this site: an absolute or protocol-relative URL would be an open redirect."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return default

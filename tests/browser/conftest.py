@@ -51,7 +51,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base_url = f"http://127.0.0.1:{port}"
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("browser-data"),
-        database_url="",
+        # SQLite by default; EXCHANGE_TEST_BROWSER_DATABASE_URL may name an empty PostgreSQL
+        # database instead (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/browser).
+        database_url=os.environ.get("EXCHANGE_TEST_BROWSER_DATABASE_URL", ""),
         public_base_url=base_url,
         login_attempts_per_minute=10_000,
         log_format="json",

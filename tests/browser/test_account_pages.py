@@ -82,3 +82,11 @@ def test_an_unknown_address_gets_a_page_and_the_api_a_problem(phone: Page, serve
     api = phone.request.get(f"{server}/api/no-such-thing", fail_on_status_code=False)
     assert api.status == 404
     assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_each_role_starts_on_its_own_page(desktop: Page) -> None:
+    for username, heading in [("admin", "部门备案"), ("auditor", "账本"), ("emp-a2", "我的积分")]:
+        sign_in(desktop, username)
+        desktop.goto("/")
+        expect(desktop.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        desktop.get_by_role("button", name="退出登录").click()
