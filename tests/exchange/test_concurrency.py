@@ -36,7 +36,7 @@ from ledger.signing import KeyRing
 from tests.conftest import _department
 
 Factory = async_sessionmaker[AsyncSession]
-CONNECTIONS = 60  # an app instance's pool; PostgreSQL allows 100 in all
+CONNECTIONS = 40  # an app instance's pool; leaves room on a PostgreSQL allowing 100 in all
 EXPIRY = timedelta(days=7)
 
 
