@@ -139,7 +139,12 @@ def is_connection_failure(error: BaseException) -> bool:
     """Whether the database could not be reached, as opposed to a bug or a bad statement."""
     if isinstance(error, (OperationalError, PoolTimeout, ConnectionError, TimeoutError)):
         return True
-    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
+    if isinstance(
+        error,
+        asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.TooManyConnectionsError,  # the server is full: as good as unreachable for now
+    ):
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
