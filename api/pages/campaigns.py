@@ -11,6 +11,7 @@ from litestar.security.jwt import Token
 from api.auth import requires
 from api.pages.employee import category_name
 from api.pages.forms import savepoint, text
+from api.pages.quantities import whole_number
 from api.pages.rendering import language_of, page, redirect, translator
 from api.pages.templating import SHANGHAI
 from api.params import DB
@@ -98,7 +99,7 @@ class CampaignPages(Controller):
         if last is None:
             errors["last_day"] = _("Enter a date.")
         cap = values["daily_cap_points"]
-        if not cap.isdigit():
+        if whole_number(cap) is None:
             errors["daily_cap_points"] = _("Enter a whole number of points.")
         if not errors and first and last:
             try:
@@ -110,7 +111,7 @@ class CampaignPages(Controller):
                             starts_at=day_start(first),
                             ends_at=day_start(last + timedelta(days=1)),
                             policy=values["policy"],
-                            daily_cap_points=int(cap),
+                            daily_cap_points=whole_number(cap) or 0,
                             department_id=values["department_id"] or None,
                         ),
                         request.user.user_id,
@@ -178,12 +179,13 @@ class CampaignPages(Controller):
         for code, typed in values.items():
             if not typed:
                 continue  # left empty: the campaign gives no points for it
-            if not typed.isdigit() or not 1 <= int(typed) <= campaigns.MAX_RATE:
+            points = whole_number(typed)
+            if points is None or not 1 <= points <= campaigns.MAX_RATE:
                 errors[code] = _("A whole number of points, 1 to %(max)d.") % {
                     "max": campaigns.MAX_RATE
                 }
             else:
-                rates[code] = int(typed)
+                rates[code] = points
         if not errors:
             async with savepoint(db):
                 await campaigns.set_rates(db, campaign_id, rates, request.user.user_id)

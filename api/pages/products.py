@@ -9,7 +9,7 @@ from litestar.security.jwt import Token
 
 from api.auth import requires
 from api.pages.forms import savepoint, text
-from api.pages.quantities import BadQuantity, parse_yuan, show_yuan
+from api.pages.quantities import BadQuantity, parse_yuan, show_yuan, whole_number
 from api.pages.rendering import page, redirect, translator
 from api.params import DB
 from catalog import departments, photos, products
@@ -109,10 +109,11 @@ class ProductPages(Controller):
         errors: dict[str, str] = {}
         numbers: dict[str, int] = {}
         for name in ("price_points", "stock"):
-            if not values[name].isdigit():
+            number = whole_number(values[name])
+            if number is None:
                 errors[name] = product_rule(request, name)
             else:
-                numbers[name] = int(values[name])
+                numbers[name] = number
         try:
             numbers["value_fen"] = parse_yuan(values["value_yuan"])
         except BadQuantity:

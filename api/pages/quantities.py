@@ -53,3 +53,9 @@ def parse_yuan(typed: str) -> int:
 
 def show_yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
+
+
+def whole_number(typed: str) -> int | None:
+    """ASCII digits only: str.isdigit() also accepts '²', which int() refuses."""
+    typed = typed.strip()
+    return int(typed) if typed.isascii() and typed.isdigit() and len(typed) <= 12 else None

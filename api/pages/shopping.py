@@ -14,6 +14,7 @@ from markupsafe import Markup
 from api.auth import requires
 from api.pages.employee import my_orders
 from api.pages.forms import savepoint, text
+from api.pages.quantities import whole_number
 from api.pages.rendering import page, redirect, translator
 from api.params import DB
 from catalog import departments, products
@@ -33,13 +34,10 @@ from exchange.errors import (
 from exchange.models import OrderStatus
 from exchange.points import points_of
 
-# Pixels per QR module for the pickup code's PNG fallback; the page shows the SVG.
-QR_BOX_PX = 8
-
 
 def parse_count(typed: str) -> int | None:
-    typed = typed.strip()
-    return int(typed) if typed.isdigit() and 1 <= int(typed) <= orders.MAX_QUANTITY else None
+    count = whole_number(typed)
+    return count if count is not None and 1 <= count <= orders.MAX_QUANTITY else None
 
 
 class ShoppingPages(Controller):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from api.pages.quantities import BadQuantity, parse_quantity, show_quantity
+from api.pages.quantities import BadQuantity, parse_quantity, show_quantity, whole_number
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,11 @@ def test_grams_show_as_kilograms_with_one_decimal() -> None:
     assert show_quantity(2500, weighed=True) == "2.5"
     assert show_quantity(2449, weighed=True) == "2.4"
     assert show_quantity(7, weighed=False) == "7"
+
+
+def test_whole_numbers_are_ascii_digits() -> None:
+    assert whole_number(" 42 ") == 42
+    assert whole_number("²") is None
+    assert whole_number("-1") is None
+    assert whole_number("1.5") is None
+    assert whole_number("") is None
