@@ -182,8 +182,9 @@ async def transfer(
             raise InvalidRequest("expires_at", "must be later than now")
         return plan
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, resolve,
-                        _same_transfer(plan), (debit, credit))  # fmt: skip
+    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, resolve,
+                            _same_transfer(plan), (debit, credit))  # fmt: skip
+    return entry
 
 
 async def post_pending(
@@ -224,7 +225,8 @@ async def post_pending(
                 diffs.append(f"amount {e.amount} was a partial post of {p.amount}")
         return diffs
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
+    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
+    return entry
 
 
 async def void_pending(
@@ -238,6 +240,19 @@ async def void_pending(
     now: datetime | None = None,
 ) -> Entry:
     """Release a pending transfer entirely (cancelled order, rejected drop-off, expiry)."""
+    entry, _ = await _void(session, ledger_id, pending_seq, idempotency_key, actor, reference, now)
+    return entry
+
+
+async def _void(
+    session: SASession,
+    ledger_id: str,
+    pending_seq: int,
+    idempotency_key: str,
+    actor: str,
+    reference: str | None,
+    now: datetime | None,
+) -> tuple[Entry, bool]:
     _check_common(ledger_id, idempotency_key, actor, reference)
 
     async def resolve(conn: AsyncConnection, time_us: int) -> _Plan:
@@ -281,7 +296,8 @@ async def reverse(
     async def same(conn: AsyncConnection, e: Entry) -> list[str]:
         return _diff(e, kind=REVERSAL, ref_seq=seq, reference=reference)
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
+    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
+    return entry
 
 
 async def sweep_expired(
@@ -306,17 +322,13 @@ async def sweep_expired(
     voided = 0
     for row in rows:
         try:
-            await void_pending(
-                session,
-                ledger_id=row.ledger_id,
-                pending_seq=row.seq,
-                idempotency_key=f"ledger:expire:{row.seq}",
-                actor=actor,
-                now=now,
+            _, wrote = await _void(
+                session, row.ledger_id, row.seq, f"ledger:expire:{row.seq}", actor, None, now
             )
         except PendingAlreadyResolved:
             continue  # resolved by someone else between our read and our lock
-        voided += 1
+        # A concurrent sweep may have voided it under the same key: then this is a replay.
+        voided += wrote
     return voided
 
 
@@ -380,7 +392,9 @@ async def _write(
     resolve: Resolver,
     same: Comparer,
     accounts: tuple[str, str] | None = None,
-) -> Entry:
+) -> tuple[Entry, bool]:
+    """Append the entry ``resolve`` plans, or find the one this key wrote before.
+    Returns the entry and whether this call wrote it."""
     conn = await session.connection()
     head = (await conn.execute(_LOCK_HEAD, {"lid": ledger_id})).one_or_none()
     if head is None:
@@ -401,7 +415,7 @@ async def _write(
         diffs = await same(conn, existing)
         if diffs:
             raise IdempotencyConflict(key, existing.seq, "; ".join(diffs))
-        return existing
+        return existing, False
 
     # Time never runs backwards within a log, so "as of a time" is "as of a seq".
     time_us = max(to_us(now or utcnow()), head.last_time_us)
@@ -445,7 +459,7 @@ async def _write(
     frontier, completed = merkle.append_leaf(merkle.split_frontier(head.frontier), head.size, leaf)
     write = _write_postgres if conn.dialect.name == "postgresql" else _write_generic
     await write(conn, plan, entry, dr, cr, completed, b"".join(frontier))
-    return entry
+    return entry, True
 
 
 async def _write_generic(

@@ -192,3 +192,31 @@ async def test_a_post_racing_the_expiry_sweep_resolves_the_hold_exactly_once(
     async with pg_session_factory() as s:
         alice = await balance(s, DEPT, "user:alice")
         assert alice.held == 0 and alice.available in (60, 100)
+
+
+async def test_concurrent_sweeps_void_each_expired_hold_once_and_count_it_once(
+    pg_session_factory: Factory,
+) -> None:
+    async with transaction(pg_session_factory) as s:
+        await open_dept(s)
+        await credit(s, "alice", 100, "d1", now=at(0))
+        for i in range(5):
+            await transfer(
+                s,
+                ledger_id=DEPT,
+                debit="user:alice",
+                credit="redemption",
+                amount=10,
+                idempotency_key=f"o{i}",
+                actor="alice",
+                pending=True,
+                expires_at=at(5),
+                now=at(0),
+            )
+
+    results = await race(pg_session_factory, 12, lambda s, i: sweep_expired(s, at(6)))
+    assert sum(results) == 5
+    assert await seqs(pg_session_factory) == list(range(1, 12))
+    async with pg_session_factory() as s:
+        alice = await balance(s, DEPT, "user:alice")
+        assert (alice.held, alice.available) == (0, 100)

@@ -64,6 +64,8 @@ class Model:
             seq = self.keys[r.key]
             return (seq, *self.entries[seq - 1])
         if r.kind in ("direct", "pending"):
+            if r.expires_us is not None and r.expires_us <= self.now_us:
+                return E.InvalidRequest  # a retry of a hold after its expiry
             dr, cr, amount, ref = r.debit, r.credit, r.amount, None
             assert amount is not None
             dd, cd = (
