@@ -15,6 +15,7 @@ from litestar.response import Response, Stream, Template
 from litestar.security.jwt import Token
 
 from api.auth import requires
+from api.pages.quantities import whole_number
 from api.pages.rendering import page, translator
 from api.pages.templating import SHANGHAI
 from api.params import DB
@@ -120,7 +121,8 @@ class AuditPages(Controller):
                     kind=filters["kind"] or None,
                     since=parse_local(filters["since"]),
                     until=parse_local(filters["until"]),
-                    after=after,
+                    # A cursor is a sequence number; anything else starts from the top.
+                    after=str(whole_number(after or "") or "") or None,
                     limit=PAGE_SIZE,
                 )
                 entries, next_cursor = listing.entries, listing.next
