@@ -1,5 +1,6 @@
 """Coordinator pages: the village catalog — products, stock, prices, photos, history."""
 
+import re
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -19,6 +20,7 @@ from catalog.models import Product, Role
 from catalog.paging import MAX_LIMIT
 
 FIELDS = ("name", "unit", "price_points", "value_yuan", "stock", "description")
+STOCK_DELTA = re.compile(r"[+-]?[0-9]{1,7}")
 MAX_UPLOAD = photos.MAX_PHOTO_BYTES + 64 * 1024
 
 
@@ -66,6 +68,7 @@ class ProductPages(Controller):
             products=listing.items,
             values=values or {"active": "yes"},
             errors=errors or {},
+            editing=False,
         )
 
     @post("/", request_max_body_size=MAX_UPLOAD)
@@ -103,12 +106,12 @@ class ProductPages(Controller):
         await products.set_photo(db, product.department_id, product.id, name, request.user.user_id)
 
     def _details(
-        self, request: Request[Any, Any, Any], values: dict[str, str]
+        self, request: Request[Any, Any, Any], values: dict[str, str], *, with_stock: bool = True
     ) -> tuple[products.ProductDetails | None, dict[str, str]]:
         """Turn typed text into numbers; the catalog checks the rules."""
         errors: dict[str, str] = {}
         numbers: dict[str, int] = {}
-        for name in ("price_points", "stock"):
+        for name in ("price_points", "stock") if with_stock else ("price_points",):
             number = whole_number(values[name])
             if number is None:
                 errors[name] = product_rule(request, name)
@@ -165,6 +168,7 @@ class ProductPages(Controller):
             values=values,
             errors=errors,
             saved=saved,
+            editing=True,
             changes=list(reversed(changes.items)),
         )
 
@@ -174,14 +178,29 @@ class ProductPages(Controller):
     ) -> Response[Any]:
         department_id = request.user.department_id or ""
         form = await request.form()
-        values = {name: text(form, name, 2000) for name in FIELDS}
+        values = {name: text(form, name, 2000) for name in FIELDS if name != "stock"}
         values["active"] = "yes" if text(form, "active", 5) == "yes" else ""
-        details, errors = self._details(request, values)
+        values["stock_delta"] = text(form, "stock_delta", 12)
+        details, errors = self._details(request, values, with_stock=False)
+        delta = None
+        if values["stock_delta"]:
+            if not STOCK_DELTA.fullmatch(values["stock_delta"]):
+                errors["stock_delta"] = product_rule(request, "stock_delta")
+                details = None
+            else:
+                delta = int(values["stock_delta"])
         if details is not None:
             try:
                 async with savepoint(db):
+                    # A delivery is added to the stock as it is now, so units ordered while
+                    # the coordinator had this form open are never written back.
                     product = await products.update_product(
-                        db, department_id, product_id, details, request.user.user_id
+                        db,
+                        department_id,
+                        product_id,
+                        details,
+                        request.user.user_id,
+                        stock_delta=delta,
                     )
                     await self._store_photo(request, db, product, form.get("photo"))
             except InvalidField as error:
@@ -207,6 +226,10 @@ def product_rule(request: Request[Any, Any, Any], field: str) -> str:
         "price_points": _("A whole number of points, at least 1."),
         "stock": _("A whole number, 0 or more."),
         "value_fen": _("An amount in yuan with at most two decimals, e.g. 45.50."),
+        "stock_delta": _(
+            "A whole number to add (a delivery) or, with a minus sign, to take away; "
+            "the stock must stay 0 or more."
+        ),
     }.get(field, _("Please check what you entered and try again."))
 
 
