@@ -4,7 +4,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Template
 from litestar.security.jwt import Token
 
@@ -131,9 +131,13 @@ class CampaignPages(Controller):
 
     @get("/{campaign_id:str}")
     async def rates(
-        self, request: Request[Identity, Token, Any], db: DB, campaign_id: FromPath[str]
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        campaign_id: FromPath[str],
+        changed: FromQuery[str | None] = None,
     ) -> Template:
-        return await self._rates(request, db, campaign_id)
+        return await self._rates(request, db, campaign_id, changed=bool(changed))
 
     async def _rates(
         self,
@@ -144,9 +148,13 @@ class CampaignPages(Controller):
         values: dict[str, str] | None = None,
         errors: dict[str, str] | None = None,
         saved: bool = False,
+        changed: bool = False,
+        settings: dict[str, str] | None = None,
+        setting_errors: dict[str, str] | None = None,
         status_code: int = 200,
     ) -> Template:
         campaign = await campaigns.get_campaign(db, campaign_id)
+        last_day = campaign.ends_at - timedelta(seconds=1)
         current = {
             rate.category: str(rate.points) for rate in await campaigns.rates_of(db, campaign.id)
         }
@@ -164,7 +172,55 @@ class CampaignPages(Controller):
             values=values if values is not None else current,
             errors=errors or {},
             saved=saved,
-            last_day=campaign.ends_at - timedelta(seconds=1),
+            changed=changed,
+            last_day=last_day,
+            settings=settings
+            or {
+                "last_day": last_day.astimezone(SHANGHAI).date().isoformat(),
+                "policy": campaign.policy,
+                "daily_cap_points": str(campaign.daily_cap_points),
+            },
+            setting_errors=setting_errors or {},
+        )
+
+    @post("/{campaign_id:str}/settings")
+    async def change(
+        self, request: Request[Identity, Token, Any], db: DB, campaign_id: FromPath[str]
+    ) -> Response[Any]:
+        """Extend or end a campaign early, or change its policy or cap."""
+        _ = translator(request).gettext
+        form = await request.form()
+        settings = {
+            name: text(form, name, 100) for name in ("last_day", "policy", "daily_cap_points")
+        }
+        errors: dict[str, str] = {}
+        last = parse_day(settings["last_day"])
+        cap = whole_number(settings["daily_cap_points"])
+        if last is None:
+            errors["last_day"] = _("Enter a date.")
+        if cap is None:
+            errors["daily_cap_points"] = _("Enter a whole number of points.")
+        if not errors and last is not None:
+            try:
+                async with savepoint(db):
+                    await campaigns.update_campaign(
+                        db,
+                        campaign_id,
+                        campaigns.CampaignChanges(
+                            ends_at=day_start(last + timedelta(days=1)),
+                            policy=settings["policy"],
+                            daily_cap_points=cap,
+                        ),
+                    )
+            except InvalidInput as error:
+                field = {"ends_at": "last_day"}.get(error.field, error.field)
+                errors[field] = campaign_rule(request, field)
+            except CampaignOverlap:
+                errors["last_day"] = _("This window overlaps another campaign of the same scope.")
+            else:
+                return redirect(f"/admin/campaigns/{campaign_id}?changed=1")
+        return await self._rates(
+            request, db, campaign_id, settings=settings, setting_errors=errors, status_code=422
         )
 
     @post("/{campaign_id:str}")

@@ -47,6 +47,13 @@ def test_admin_opens_a_campaign_with_a_rate_card(new_desktop, journey: dict[str,
     expect(admin.get_by_role("status")).to_contain_text("已保存")
     expect(admin.get_by_label("报纸及废纸")).to_have_value("30")
     check_page(admin, "admin-rates")
+    admin.get_by_label("每人每日积分上限").fill("0")
+    admin.get_by_role("button", name="保存修改").click()
+    expect(admin.locator("#f-daily_cap_points-error")).to_be_visible()
+    admin.get_by_label("每人每日积分上限").fill("800")
+    admin.get_by_role("button", name="保存修改").click()
+    expect(admin.get_by_role("status")).to_contain_text("活动已修改")
+    expect(admin.get_by_label("每人每日积分上限")).to_have_value("800")
 
 
 def test_coordinator_adds_a_collection_point_and_a_product(
