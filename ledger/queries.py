@@ -126,7 +126,7 @@ async def balance(
 def parse_cursor(after: str | None) -> int:
     if after is None or after == "":
         return 0
-    if not after.isdigit():
+    if not (after.isascii() and after.isdigit()):  # isdigit() alone accepts '²'
         raise InvalidRequest("after", "must be a cursor returned as next")
     return int(after)
 

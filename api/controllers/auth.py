@@ -62,10 +62,12 @@ LOGIN_PATHS = frozenset({"/api/auth/token", "/login"})
 
 
 def login_rate_limit(per_minute: int) -> RateLimitConfig:
-    """Throttles sign-in attempts per client address; other routes are not limited."""
+    """Throttles sign-in attempts (the POSTs) per client address; other routes are not limited."""
     return RateLimitConfig(
         rate_limit=("minute", per_minute),
-        check_throttle_handler=lambda request: request.url.path in LOGIN_PATHS,
+        check_throttle_handler=lambda request: (
+            request.method == "POST" and request.url.path in LOGIN_PATHS
+        ),
     )
 
 
