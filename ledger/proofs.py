@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
@@ -78,10 +78,16 @@ async def _fetch(
 ) -> dict[merkle.Node, bytes]:
     if not wanted:
         return {}
+    # One full-key equality per node, OR-ed: both databases turn that into one primary-key
+    # probe per node. (SQLite scans the whole ledger for a row-value IN list.)
     rows = await conn.execute(
         select(N.c.level, N.c.idx, N.c.hash).where(
-            N.c.ledger_id == ledger_id,
-            tuple_(N.c.level, N.c.idx).in_(sorted(wanted)),
+            or_(
+                *(
+                    and_(N.c.ledger_id == ledger_id, N.c.level == level, N.c.idx == idx)
+                    for level, idx in sorted(wanted)
+                )
+            )
         )
     )
     return {(r.level, r.idx): bytes(r.hash) for r in rows}
