@@ -446,21 +446,22 @@ async def main() -> None:
                             f"{lt / rt:.0%}",
                         ]
                     )
-            table(
-                "Transfers per second: ledger vs raw INSERT+UPDATE (asyncpg)",
-                [
-                    "spread",
-                    "writers",
-                    "ledger tx/s",
-                    "p50 ms",
-                    "p99 ms",
-                    "raw tx/s",
-                    "p50 ms",
-                    "p99 ms",
-                    "ledger/raw",
-                ],
-                rows,
-            )
+            if rows:
+                table(
+                    "Transfers per second: ledger vs raw INSERT+UPDATE (asyncpg)",
+                    [
+                        "spread",
+                        "writers",
+                        "ledger tx/s",
+                        "p50 ms",
+                        "p99 ms",
+                        "raw tx/s",
+                        "p50 ms",
+                        "p99 ms",
+                        "ledger/raw",
+                    ],
+                    rows,
+                )
             if args.proof_log:
                 built = await build_big_log_pg(dsn, "dept-big", args.proof_log)
                 await proof_table(url, "PostgreSQL", args.proof_log, args.proof_samples, built)
@@ -482,11 +483,12 @@ async def main() -> None:
                     lt, l50, l99 = await ledger_throughput(url, conc, spread, args.seconds)
                     where = f"{DEPTS} depts" if spread == "across" else "1 dept"
                     rows.append([where, conc, f"{lt:,.0f}", f"{l50:.1f}", f"{l99:.1f}"])
-            table(
-                "Transfers per second through the ledger (SQLite serialises all writers)",
-                ["spread", "writers", "ledger tx/s", "p50 ms", "p99 ms"],
-                rows,
-            )
+            if rows:
+                table(
+                    "Transfers per second through the ledger (SQLite serialises all writers)",
+                    ["spread", "writers", "ledger tx/s", "p50 ms", "p99 ms"],
+                    rows,
+                )
             if args.proof_log:
                 built = await asyncio.to_thread(
                     build_big_log_sqlite, path, "dept-big", args.proof_log
