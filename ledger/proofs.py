@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
 from ledger import merkle
-from ledger.encoding import to_us
+from ledger.encoding import MAX_INT, to_us
 from ledger.errors import LedgerNotFound, TreeSizeOutOfRange
 from ledger.models import LedgerHead, LedgerMerkleNode
 from ledger.signing import KeyRing
@@ -150,6 +150,8 @@ async def inclusion_proof(
     ending at ``tree_size``, so finding them all shows the log has reached that size."""
     conn = await session.connection()
     size = tree_size if tree_size is not None else await _size_in_range(conn, ledger_id, None)
+    if size > MAX_INT:  # no log is that long, and the node indexes would overflow BIGINT
+        await _size_in_range(conn, ledger_id, size)
     if not 1 <= seq <= size:
         raise TreeSizeOutOfRange(f"seq {seq} is not in a tree of size {size}")
     ranges = merkle.inclusion_ranges(seq - 1, size)

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
 from ledger.accounts import Balance, get_account
-from ledger.encoding import Entry, encode_entry, to_us
+from ledger.encoding import MAX_INT, Entry, encode_entry, to_us
 from ledger.errors import InvalidRequest, LedgerNotFound, TransferNotFound
 from ledger.models import LedgerEntry, LedgerHead
 
@@ -107,8 +107,8 @@ async def balance(
     if as_of_seq is not None and as_of is not None:
         raise InvalidRequest("as_of", "give either as_of_seq or as_of, not both")
     seq = as_of_seq if as_of_seq is not None else await seq_at_time(session, ledger_id, as_of)  # type: ignore[arg-type]
-    if seq < 0:
-        raise InvalidRequest("as_of_seq", "must not be negative")
+    if not 0 <= seq <= MAX_INT:
+        raise InvalidRequest("as_of_seq", f"must be between 0 and {MAX_INT}")
     conn = await session.connection()
     params = {"lid": ledger_id, "acct": account, "seq": seq}
     d = (await conn.execute(_LAST_AS_DEBIT, params)).one_or_none()
@@ -126,7 +126,7 @@ async def balance(
 def parse_cursor(after: str | None) -> int:
     if after is None or after == "":
         return 0
-    if not (after.isascii() and after.isdigit()):  # isdigit() alone accepts '²'
+    if not (after.isascii() and after.isdigit()) or int(after) > MAX_INT:  # '²'.isdigit()
         raise InvalidRequest("after", "must be a cursor returned as next")
     return int(after)
 

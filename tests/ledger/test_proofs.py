@@ -87,6 +87,7 @@ async def test_proofs_outside_the_log_are_refused(session_factory: Factory, dept
         for call in (
             inclusion_proof(s, dept, 5),
             inclusion_proof(s, dept, 1, 9),
+            inclusion_proof(s, dept, 1, 2**70),
             inclusion_proof(s, dept, 0),
             consistency_proof(s, dept, 0, 3),
             consistency_proof(s, dept, 3, 5),

@@ -121,9 +121,11 @@ async def test_listing_filters_by_reference_kind_and_time(
         assert [e.seq for e in both.entries] == [2, 8]
         with pytest.raises(E.InvalidRequest):
             await list_entries(s, dept, limit=501)
-        for cursor in ("abc", "²"):  # '²'.isdigit() is true, but int() refuses it
+        for cursor in ("abc", "²", "9" * 30):  # "²".isdigit(); 9…9 is past BIGINT
             with pytest.raises(E.InvalidRequest):
                 await list_entries(s, dept, after=cursor)
+        with pytest.raises(E.InvalidRequest):
+            await balance(s, dept, "user:alice", as_of_seq=2**70)
 
 
 async def test_export_streams_each_entry_as_its_canonical_bytes(
