@@ -6,6 +6,7 @@ see each other's rows; the PostgreSQL databases this run creates are dropped at 
 """
 
 import asyncio
+import fcntl
 import functools
 import os
 import secrets
@@ -80,15 +81,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh PostgreSQL database, for the concurrency guarantees that need a real server."""
+def postgres_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh PostgreSQL database, for the concurrency guarantees that need a real server.
+
+    Such races open dozens of connections each, so across test workers (pytest-xdist)
+    they take turns: two at once could pass PostgreSQL's default of 100 connections.
+    """
     if not POSTGRES_URL:
         pytest.skip("EXCHANGE_TEST_POSTGRES_URL is not set")
     template = request.getfixturevalue("postgres_template")
-    name = f"{RUN_PREFIX}_{secrets.token_hex(4)}"
-    _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
-    yield _with_database(POSTGRES_URL, name)
-    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    # The parent of a worker's base temp dir is shared by all workers of the run.
+    lock_path = tmp_path_factory.getbasetemp().parent / "postgres-races.lock"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        name = f"{RUN_PREFIX}_{secrets.token_hex(4)}"
+        _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+        yield _with_database(POSTGRES_URL, name)
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -100,7 +111,9 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(postgres_url, pool_size=80, max_overflow=20)
+    # One connection per concurrent task of the largest race (64), within PostgreSQL's
+    # default of 100 connections beside the other worker's tests.
+    engine = db.create_engine(postgres_url, pool_size=64, max_overflow=0, pool_timeout=120)
     yield engine
     await engine.dispose()
 
