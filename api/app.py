@@ -40,6 +40,7 @@ from api.settings import Settings
 from api.sweep import periodic_sweep
 from catalog.errors import CatalogError
 from exchange.errors import ExchangeError
+from ledger.errors import LedgerError
 
 log = structlog.get_logger()
 STATIC_DIR = Path(__file__).parent / "static"
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         plugins=[
             structlog_plugin(settings.log_format, settings.log_level),
-            problem_details_plugin([CatalogError, ExchangeError]),
+            problem_details_plugin([CatalogError, ExchangeError, LedgerError]),
         ],
         template_config=template_config(),
         # Page forms carry a CSRF token; the API is exempt because a cookie never

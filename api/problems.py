@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from catalog import errors as catalog_errors
 from catalog import photos
 from exchange import errors as exchange_errors
+from ledger import errors as ledger_errors
 
 log = structlog.get_logger()
 
@@ -56,6 +57,13 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (exchange_errors.PickupTokenRevoked, 410),
     (exchange_errors.PickupTokenError, 400),  # malformed, forged or altered
     (exchange_errors.AlreadyPickedUp, 409),
+    (ledger_errors.LedgerNotFound, 404),
+    (ledger_errors.AccountNotFound, 404),
+    (ledger_errors.TransferNotFound, 404),
+    (ledger_errors.UnknownKey, 404),
+    (ledger_errors.InvalidRequest, 422),
+    (ledger_errors.TreeSizeOutOfRange, 422),
+    (ledger_errors.LedgerError, 409),  # every other ledger rule: a conflict with its state
 ]
 
 
@@ -67,9 +75,12 @@ def status_of(error: Exception) -> int:
 
 
 def domain_problem(error: Exception) -> ProblemDetailsException:
-    extra: dict[str, Any] = {"code": type(error).__name__}
+    # The ledger names its errors with stable codes ("ledger.exceeds_credits"); the other
+    # packages by their class names.
+    extra: dict[str, Any] = {"code": getattr(error, "code", type(error).__name__)}
     if field := getattr(error, "field", None):
-        extra["errors"] = [{"field": field, "rule": getattr(error, "rule", "")}]
+        rule = getattr(error, "rule", None) or getattr(error, "message", "")
+        extra["errors"] = [{"field": field, "rule": rule}]
     if rows := getattr(error, "errors", None):
         extra["errors"] = rows
     for name in getattr(error, "problem_fields", ()):

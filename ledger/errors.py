@@ -11,6 +11,7 @@ class LedgerError(Exception):
     """Base class: something the caller asked for breaks a ledger rule."""
 
     code = "ledger.error"
+    title = "Ledger request refused"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

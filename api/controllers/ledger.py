@@ -1,8 +1,7 @@
 """The ledger for auditors (and members, for their own account and the signed tree head):
 entries, balances, signed tree heads, Merkle proofs and the streamed export."""
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,7 +9,6 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, QueryParameter
-from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Stream
 from litestar.security.jwt import Token
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,31 +26,6 @@ from ledger.transfers import utcnow
 from ledger.treehead import sign_tree_head
 
 EXPORT_CHUNK = 5000  # entries per read transaction while streaming an export
-
-# Each ledger error answers with one status (kept here with the ledger's endpoints).
-LEDGER_STATUS: list[tuple[type[E.LedgerError], int]] = [
-    (E.LedgerNotFound, 404),
-    (E.AccountNotFound, 404),
-    (E.TransferNotFound, 404),
-    (E.InvalidRequest, 422),
-    (E.TreeSizeOutOfRange, 422),
-    (E.UnknownKey, 404),
-]
-
-
-@contextmanager
-def ledger_problems() -> Iterator[None]:
-    try:
-        yield
-    except E.LedgerError as error:
-        status = next((s for t, s in LEDGER_STATUS if isinstance(error, t)), 409)
-        extra: dict[str, Any] = {"code": error.code}
-        if isinstance(error, E.InvalidRequest):
-            extra["errors"] = [{"field": error.field, "rule": error.message}]
-        raise ProblemDetailsException(
-            status_code=status, title="Ledger request refused", detail=error.message, extra=extra
-        ) from None
-
 
 class EntryOut(msgspec.Struct):
     seq: int
@@ -169,18 +142,17 @@ class LedgerController(Controller):
         after: After = None,
     ) -> EntryPage:
         await _visible(db, request.user, department_id)
-        with ledger_problems():
-            page = await ledger.list_entries(
-                db,
-                department_id,
-                account=account,
-                reference=reference,
-                kind=kind,
-                since=since,
-                until=until,
-                after=after,
-                limit=limit,
-            )
+        page = await ledger.list_entries(
+            db,
+            department_id,
+            account=account,
+            reference=reference,
+            kind=kind,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit,
+        )
         return EntryPage([EntryOut.of(e) for e in page.entries], page.next)
 
     @get(
@@ -203,8 +175,7 @@ class LedgerController(Controller):
         await _visible(db, caller, department_id)
         if not _auditor(caller) and account != f"user:{caller.user_id}":
             raise NotFoundException("No such account.")
-        with ledger_problems():
-            b = await ledger.balance(db, department_id, account, as_of_seq=as_of_seq, as_of=as_of)
+        b = await ledger.balance(db, department_id, account, as_of_seq=as_of_seq, as_of=as_of)
         return AccountOut(
             account=b.account,
             flags=b.flags,
@@ -233,18 +204,17 @@ class LedgerController(Controller):
     ) -> TreeHeadOut:
         await _visible(db, request.user, department_id)
         keyring = request.app.state.settings.keyring
-        with ledger_problems():
-            try:
-                head = await ledger.tree_head(db, department_id, keyring, tree_size=tree_size)
-            except E.LedgerNotFound:
-                if tree_size:
-                    raise E.TreeSizeOutOfRange(
-                        f"tree_size {tree_size} is not between 0 and 0"
-                    ) from None
-                # A department that has not written yet has an empty log; sign that.
-                head = sign_tree_head(
-                    keyring.active, department_id, 0, merkle.EMPTY_ROOT, to_us(utcnow())
-                )
+        try:
+            head = await ledger.tree_head(db, department_id, keyring, tree_size=tree_size)
+        except E.LedgerNotFound:
+            if tree_size:
+                raise E.TreeSizeOutOfRange(
+                    f"tree_size {tree_size} is not between 0 and 0"
+                ) from None
+            # A department that has not written yet has an empty log; sign that.
+            head = sign_tree_head(
+                keyring.active, department_id, 0, merkle.EMPTY_ROOT, to_us(utcnow())
+            )
         return TreeHeadOut(**head.to_json())
 
     @get("/proofs/inclusion", guards=MEMBERS, summary="Audit path of entry `seq` (RFC 9162)")
@@ -257,8 +227,7 @@ class LedgerController(Controller):
         tree_size: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> InclusionOut:
         await _visible(db, request.user, department_id)
-        with ledger_problems():
-            p = await ledger.inclusion_proof(db, department_id, seq, tree_size)
+        p = await ledger.inclusion_proof(db, department_id, seq, tree_size)
         j = p.to_json()
         return InclusionOut(
             seq=p.seq,
@@ -282,8 +251,7 @@ class LedgerController(Controller):
         second: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> ConsistencyOut:
         await _visible(db, request.user, department_id)
-        with ledger_problems():
-            c = await ledger.consistency_proof(db, department_id, first, second)
+        c = await ledger.consistency_proof(db, department_id, first, second)
         return ConsistencyOut(
             first=c.first, second=c.second, consistency_path=[h.hex() for h in c.path]
         )
@@ -311,8 +279,7 @@ class LedgerController(Controller):
             size = 0
         upto = size if tree_size is None else tree_size
         if upto > size:
-            with ledger_problems():
-                raise E.TreeSizeOutOfRange(f"tree_size {upto} is not between 0 and {size}")
+            raise E.TreeSizeOutOfRange(f"tree_size {upto} is not between 0 and {size}")
         factory = request.app.state.session_factory
 
         async def lines() -> AsyncIterator[bytes]:
