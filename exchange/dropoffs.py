@@ -10,12 +10,12 @@ from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.identity import Identity
-from catalog.models import Role, utcnow
-from catalog.paging import Page, page_of
+from catalog.models import utcnow
+from catalog.paging import Page
 from exchange import campaigns
 from exchange.access import require_approved
 from exchange.categories import category
@@ -23,6 +23,7 @@ from exchange.errors import DailyCapReached, InvalidInput, InvalidTransition, No
 from exchange.idempotency import check_key, check_replay, fingerprint, lock_user
 from exchange.models import Campaign, Dropoff, DropoffStatus, Policy
 from exchange.points import ISSUANCE, dropoff_reference, open_accounts, user_account
+from exchange.records import get_visible, list_records
 from exchange.stations import usable_station
 from ledger import transfers
 
@@ -181,13 +182,7 @@ def _check_cap(campaign: Campaign, used: int, points: int) -> None:
 
 
 async def get_dropoff(session: AsyncSession, caller: Identity, dropoff_id: str) -> Dropoff:
-    """Coordinators see their department's drop-offs, employees their own."""
-    dropoff = None
-    if caller.department_id is not None:
-        dropoff = await session.get(Dropoff, (caller.department_id, dropoff_id))
-    if dropoff is None or (dropoff.user_id != caller.user_id and not caller.has(Role.coordinator)):
-        raise NotFound(f"No drop-off {dropoff_id!r}.")
-    return dropoff
+    return await get_visible(session, Dropoff, caller, dropoff_id, "drop-off")
 
 
 async def list_dropoffs(
@@ -199,21 +194,16 @@ async def list_dropoffs(
     limit: int,
     after: str | None,
 ) -> Page[Dropoff]:
-    query = (
-        select(Dropoff)
-        .where(Dropoff.department_id == department_id)
-        .order_by(col(Dropoff.id))
-        .limit(limit + 1)
+    return await list_records(
+        session,
+        Dropoff,
+        DropoffStatus,
+        department_id,
+        user_id=user_id,
+        status=status,
+        limit=limit,
+        after=after,
     )
-    if user_id is not None:
-        query = query.where(Dropoff.user_id == user_id)
-    if status is not None:
-        if status not in DropoffStatus.__members__:
-            raise InvalidInput("status", "pending, confirmed or rejected")
-        query = query.where(Dropoff.status == status)
-    if after:
-        query = query.where(col(Dropoff.id) > after)
-    return page_of((await session.exec(query)).all(), limit, lambda dropoff: dropoff.id)
 
 
 async def _pending_for_decision(

@@ -20,13 +20,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.identity import Identity
-from catalog.models import Department, Product, Role, utcnow
-from catalog.paging import Page, page_of
+from catalog.models import Department, Product, utcnow
+from catalog.paging import Page
 from exchange.access import require_approved
 from exchange.errors import (
     InvalidInput,
     InvalidTransition,
-    NotFound,
     ProductUnavailable,
     ShortPoints,
     ShortStock,
@@ -34,6 +33,7 @@ from exchange.errors import (
 from exchange.idempotency import check_key, check_replay, fingerprint, lock_user
 from exchange.models import Order, OrderStatus
 from exchange.points import REDEMPTION, open_accounts, order_reference, user_account
+from exchange.records import get_visible, list_records
 from ledger import transfers
 from ledger.errors import ExceedsCredits
 from ledger.signing import KeyRing
@@ -188,13 +188,7 @@ async def place_order(
 
 
 async def get_order(session: AsyncSession, caller: Identity, order_id: str) -> Order:
-    """The owner and their department's coordinators see an order; nobody else."""
-    order = None
-    if caller.department_id is not None:
-        order = await session.get(Order, (caller.department_id, order_id))
-    if order is None or (order.user_id != caller.user_id and not caller.has(Role.coordinator)):
-        raise NotFound(f"No order {order_id!r}.")
-    return order
+    return await get_visible(session, Order, caller, order_id, "order")
 
 
 async def list_orders(
@@ -206,21 +200,16 @@ async def list_orders(
     limit: int,
     after: str | None,
 ) -> Page[Order]:
-    query = (
-        select(Order)
-        .where(Order.department_id == department_id)
-        .order_by(col(Order.id))
-        .limit(limit + 1)
+    return await list_records(
+        session,
+        Order,
+        OrderStatus,
+        department_id,
+        user_id=user_id,
+        status=status,
+        limit=limit,
+        after=after,
     )
-    if user_id is not None:
-        query = query.where(Order.user_id == user_id)
-    if status is not None:
-        if status not in OrderStatus.__members__:
-            raise InvalidInput("status", "reserved, fulfilled, cancelled or expired")
-        query = query.where(Order.status == status)
-    if after:
-        query = query.where(col(Order.id) > after)
-    return page_of((await session.exec(query)).all(), limit, lambda order: order.id)
 
 
 async def _release(
