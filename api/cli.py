@@ -167,3 +167,20 @@ def ledger_sweep() -> None:
     settings = Settings()
     orders, pendings = asyncio.run(_with_sessions(settings, sweep_once))
     click.echo(f"expired {orders} order(s), voided {pendings} pending transfer(s)")
+
+
+@main.group()
+def keys() -> None:
+    """Ed25519 signing keys of pickup tokens and tree heads."""
+
+
+@keys.command("rotate")
+def rotate_keys() -> None:
+    """Sign with a new key from now on; old keys stay published, so what they signed verifies.
+
+    Running instances load the keys when they start: restart them after a rotation.
+    """
+    settings = Settings()
+    settings.ensure_data_dir()
+    key = settings.keyring.rotate()
+    click.echo(f"active signing key is now {key.kid}")

@@ -49,3 +49,18 @@ def test_users_create_explains_a_bad_role(env: dict[str, str]) -> None:
     )
     assert result.exit_code != 0
     assert "unknown role 'wizard'" in result.output
+
+
+def test_keys_rotate_signs_with_a_new_key_and_keeps_the_old_one_published(
+    env: dict[str, str],
+) -> None:
+    from api.settings import Settings
+
+    data_dir = Path(env["EXCHANGE_DATA_DIR"])
+    before = Settings(data_dir=data_dir).keyring.active.kid
+    result = CliRunner().invoke(main, ["keys", "rotate"], env=env)
+    assert result.exit_code == 0, result.output
+    keyring = Settings(data_dir=data_dir).keyring
+    assert keyring.active.kid != before
+    assert result.output.strip().endswith(keyring.active.kid)
+    assert {key["kid"] for key in keyring.jwks()["keys"]} == {before, keyring.active.kid}
