@@ -100,3 +100,10 @@ async def optional_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> I
     if await token_revoked(token, connection):
         return None
     return await retrieve_identity(token, connection)
+
+
+def member_department(caller: Identity, what: str) -> str:
+    """The caller's department, where `what` (e.g. "Orders") exists only inside one."""
+    if caller.department_id is None:
+        raise PermissionDeniedException(f"{what} belong to a department; sign in as its member.")
+    return caller.department_id

@@ -4,11 +4,10 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
-from api.auth import requires
+from api.auth import member_department, requires
 from api.controllers.refusals import refusals
 from api.params import DB, After, Limit
 from catalog.identity import Identity
@@ -113,12 +112,6 @@ class DropoffPage(msgspec.Struct):
     next: str | None
 
 
-def _department_of(caller: Identity) -> str:
-    if caller.department_id is None:
-        raise PermissionDeniedException("Drop-offs belong to a department; sign in as its member.")
-    return caller.department_id
-
-
 COORDINATOR = [requires(Role.coordinator)]
 
 
@@ -154,7 +147,7 @@ class DropoffController(Controller):
         data: JSONBody[DropoffIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[DropoffOut]:
-        _department_of(request.user)
+        member_department(request.user, "Drop-offs")
         logged = await dropoffs.log_dropoff(
             db,
             request.user,
@@ -189,7 +182,7 @@ class DropoffController(Controller):
         after: After = None,
     ) -> DropoffPage:
         caller = request.user
-        department_id = _department_of(caller)
+        department_id = member_department(caller, "Drop-offs")
         department_wide = caller.has(Role.coordinator) and (all_members or status == "pending")
         page = await dropoffs.list_dropoffs(
             db,
@@ -225,7 +218,7 @@ class DropoffController(Controller):
     ) -> DropoffOut:
         dropoff = await dropoffs.confirm_dropoff(
             db,
-            _department_of(request.user),
+            member_department(request.user, "Drop-offs"),
             dropoff_id,
             request.user.user_id,
             quantity=data.quantity if data else None,
@@ -246,6 +239,10 @@ class DropoffController(Controller):
         data: JSONBody[RejectIn],
     ) -> DropoffOut:
         dropoff = await dropoffs.reject_dropoff(
-            db, _department_of(request.user), dropoff_id, request.user.user_id, reason=data.reason
+            db,
+            member_department(request.user, "Drop-offs"),
+            dropoff_id,
+            request.user.user_id,
+            reason=data.reason,
         )
         return DropoffOut.of(dropoff)

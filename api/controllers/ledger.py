@@ -27,6 +27,7 @@ from ledger.treehead import sign_tree_head
 
 EXPORT_CHUNK = 5000  # entries per read transaction while streaming an export
 
+
 class EntryOut(msgspec.Struct):
     seq: int
     kind: str

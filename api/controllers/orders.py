@@ -5,11 +5,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
-from api.auth import requires
+from api.auth import member_department, requires
 from api.controllers.dropoffs import REPLAYED_HEADER, IdempotencyKey
 from api.controllers.refusals import refusals
 from api.params import DB, After, Limit
@@ -94,12 +94,6 @@ class OrderPage(msgspec.Struct):
     next: str | None
 
 
-def _department_of(caller: Identity) -> str:
-    if caller.department_id is None:
-        raise PermissionDeniedException("Orders belong to a department; sign in as its member.")
-    return caller.department_id
-
-
 class OrderController(Controller):
     path = "/api"
     tags = ["Orders and pickup"]
@@ -131,7 +125,7 @@ class OrderController(Controller):
         data: JSONBody[OrderIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OrderOut]:
-        _department_of(request.user)
+        member_department(request.user, "Orders")
         settings = request.app.state.settings
         placed = await orders.place_order(
             db,
@@ -167,7 +161,7 @@ class OrderController(Controller):
         department_wide = all_members and caller.has(Role.coordinator)
         page = await orders.list_orders(
             db,
-            _department_of(caller),
+            member_department(caller, "Orders"),
             user_id=None if department_wide else caller.user_id,
             status=status,
             limit=limit,
@@ -232,7 +226,7 @@ class OrderController(Controller):
     async def cancel(
         self, request: Request[Identity, Token, Any], db: DB, order_id: FromPath[str]
     ) -> OrderOut:
-        _department_of(request.user)
+        member_department(request.user, "Orders")
         return OrderOut.of(await orders.cancel_order(db, request.user, order_id), request)
 
     @post(

@@ -5,12 +5,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 from litestar.response import File
 from litestar.security.jwt import Token
 
-from api.auth import requires
+from api.auth import member_department, requires
 from api.params import DB, After, Limit
 from catalog import departments, photos, products
 from catalog.identity import Identity
@@ -113,12 +113,6 @@ class PhotoForm(msgspec.Struct):
     file: UploadFile
 
 
-def _department_of(caller: Identity) -> str:
-    if caller.department_id is None:
-        raise PermissionDeniedException("Products belong to a department; sign in as its member.")
-    return caller.department_id
-
-
 COORDINATOR = [requires(Role.coordinator)]
 
 
@@ -173,7 +167,7 @@ class ProductController(Controller):
     async def get_product(
         self, request: Request[Identity, Token, Any], db: DB, product_id: FromPath[str]
     ) -> ProductOut:
-        department_id = _department_of(request.user)
+        department_id = member_department(request.user, "Products")
         return ProductOut.of(await products.get_product(db, department_id, product_id))
 
     @patch(
@@ -194,7 +188,7 @@ class ProductController(Controller):
         stock_delta = fields.pop("stock_delta")
         product = await products.update_product(
             db,
-            _department_of(request.user),
+            member_department(request.user, "Products"),
             product_id,
             ProductDetails(**fields),
             request.user.user_id,
@@ -212,7 +206,7 @@ class ProductController(Controller):
         after: After = None,
     ) -> ChangePage:
         page = await products.list_changes(
-            db, _department_of(request.user), product_id, limit=limit, after=after
+            db, member_department(request.user, "Products"), product_id, limit=limit, after=after
         )
         return ChangePage([ChangeOut.of(c) for c in page.items], page.next)
 
@@ -231,7 +225,7 @@ class ProductController(Controller):
         product_id: FromPath[str],
         data: MultipartBody[PhotoForm],
     ) -> ProductOut:
-        department_id = _department_of(request.user)
+        department_id = member_department(request.user, "Products")
         await products.get_product(db, department_id, product_id)
         data_dir = request.app.state.settings.data_dir
         content = await data.file.read(photos.MAX_PHOTO_BYTES + 1)
@@ -253,7 +247,9 @@ class ProductController(Controller):
         db: DB,
         product_id: FromPath[str],
     ) -> File:
-        product = await products.get_product(db, _department_of(request.user), product_id)
+        product = await products.get_product(
+            db, member_department(request.user, "Products"), product_id
+        )
         data_dir = request.app.state.settings.data_dir
         found = photos.open_photo(data_dir, product.photo) if product.photo else None
         if found is None:
