@@ -78,7 +78,10 @@ async def test_an_expired_or_foreign_token_is_refused(
     expired = jwt.encode(
         {**claims, "exp": datetime.now(UTC) - timedelta(hours=1)}, settings.jwt_signing_secret
     )
-    forged = jwt.encode({**claims, "exp": datetime.now(UTC) + timedelta(hours=1)}, "other-secret")
+    forged = jwt.encode(
+        {**claims, "exp": datetime.now(UTC) + timedelta(hours=1)},
+        "another service's secret, long enough for HS256",
+    )
     for token in (expired, forged, "not-a-jwt"):
         response = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, token
