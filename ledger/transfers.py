@@ -6,6 +6,10 @@ makes sequence numbers gapless and the idempotency check race-free, and gives on
 lock order (head, then accounts) so writers never deadlock. Writers to different ledgers
 never touch the same rows. Nothing here retries: at READ COMMITTED there is nothing that
 could raise a serialization failure.
+
+On PostgreSQL the lock, the checks and all the writes are one call of ``ledger_append``
+(migration 0007), so the head is held for one round trip plus the commit; the Python path
+below runs there only to explain a replay or a refusal. SQLite runs the Python path.
 """
 
 from __future__ import annotations
@@ -410,10 +414,11 @@ def _request(
 
 
 # The whole append in one round trip: see api/migrations/versions/0007_ledger_append.py.
+# Typed result columns: SQLAlchemy then builds the result's metadata once, not per call.
 _PG_APPEND = text(
     "SELECT * FROM ledger_append(:lid, :key, :actor, :kind, :debit, :credit, :amount,"
     " :reference, :ref_seq, :expires_at_us, :now_us)"
-)
+).columns(*E.columns)
 
 
 async def _write(
