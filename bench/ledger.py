@@ -78,10 +78,24 @@ def pct(values: list[float], q: float) -> float:
 # --- load generator ------------------------------------------------------------------------
 
 
+@dataclasses.dataclass
+class Run:
+    """Latencies (s) of the operations one measurement completed, and how long it took."""
+
+    latencies: list[float]
+    elapsed: float
+
+
+def summary(runs: list[Run]) -> tuple[float, float, float]:
+    """(ops/s, p50 ms, p99 ms) over several runs of the same measurement."""
+    lat = [x for r in runs for x in r.latencies]
+    return len(lat) / sum(r.elapsed for r in runs), pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3
+
+
 async def drive(
     concurrency: int, seconds: float, op: Callable[[random.Random], Awaitable[None]]
-) -> tuple[float, float, float]:
-    """Run ``op`` in ``concurrency`` loops for ``seconds``; returns (ops/s, p50 ms, p99 ms)."""
+) -> Run:
+    """Run ``op`` in ``concurrency`` loops for ``seconds``."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -94,8 +108,7 @@ async def drive(
 
     start = time.perf_counter()
     await asyncio.gather(*(loop(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - start
-    return len(latencies) / elapsed, pct(latencies, 0.5) * 1e3, pct(latencies, 0.99) * 1e3
+    return Run(latencies, time.perf_counter() - start)
 
 
 def pick(spread: str, rng: random.Random) -> tuple[str, str]:
@@ -116,7 +129,7 @@ async def setup_ledgers(url: str) -> None:
     await engine.dispose()
 
 
-async def ledger_throughput(url: str, concurrency: int, spread: str, seconds: float) -> tuple:
+async def ledger_throughput(url: str, concurrency: int, spread: str, seconds: float) -> Run:
     engine = (
         db.create_engine(url, pool_size=concurrency, max_overflow=0)
         if url.startswith("postgres")
@@ -152,7 +165,7 @@ CREATE TABLE IF NOT EXISTS bench_raw_log (
 """
 
 
-async def raw_throughput(dsn: str, concurrency: int, spread: str, seconds: float) -> tuple:
+async def raw_throughput(dsn: str, concurrency: int, spread: str, seconds: float) -> Run:
     """The floor any ledger pays: one asyncpg transaction with one INSERT and one UPDATE."""
     pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
 
@@ -173,6 +186,37 @@ async def raw_throughput(dsn: str, concurrency: int, spread: str, seconds: float
                 dept,
                 user,
             )
+
+    await drive(concurrency, min(1.0, seconds), op)
+    result = await drive(concurrency, seconds, op)
+    await pool.close()
+    return result
+
+
+async def function_throughput(
+    dsn: str, concurrency: int, spread: str, seconds: float
+) -> Run | None:
+    """Diagnostic: the same transfer as ``ledger_throughput``, by a call of the PostgreSQL
+    function ``ledger_append`` over raw asyncpg, without SQLAlchemy. The gap between the two
+    is client CPU spent in SQLAlchemy (session, greenlets, pool pre-ping), not ledger work."""
+    pool = await asyncpg.create_pool(dsn, min_size=concurrency, max_size=concurrency)
+    if await pool.fetchval("SELECT to_regproc('ledger_append')") is None:
+        await pool.close()
+        return None  # a checkout from before migration 0007
+
+    async def op(rng: random.Random) -> None:
+        dept, user = pick(spread, rng)
+        async with pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT seq FROM ledger_append($1, $2, 'bench', 'direct', 'issuance', $3, $4,"
+                " 'bench', NULL, NULL, $5)",
+                dept,
+                uuid.uuid4().hex,
+                user,
+                rng.randrange(1, 100),
+                time.time_ns() // 1000,
+            )
+            assert row is not None
 
     await drive(concurrency, min(1.0, seconds), op)
     result = await drive(concurrency, seconds, op)
@@ -398,10 +442,17 @@ async def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--no-throughput", action="store_true", help="only hashing and proofs")
     ap.add_argument("--seconds", type=float, default=4.0, help="per throughput measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating ledger/raw rounds per point")
+    ap.add_argument(
+        "--writers",
+        default=",".join(map(str, CONCURRENCY)),
+        help="comma-separated numbers of concurrent writers",
+    )
     ap.add_argument("--hash-entries", type=int, default=200_000)
     ap.add_argument("--proof-log", type=int, default=1_000_000, help="entries in the proof log")
     ap.add_argument("--proof-samples", type=int, default=2000)
     args = ap.parse_args()
+    writers = [int(w) for w in args.writers.split(",")]
 
     out(f"Machine: {machine()}")
     out(f"Load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -429,9 +480,18 @@ async def main() -> None:
             await setup_raw(dsn)
             rows = []
             for spread in () if args.no_throughput else ("across", "one"):
-                for conc in CONCURRENCY:
-                    lt, l50, l99 = await ledger_throughput(url, conc, spread, args.seconds)
-                    rt, r50, r99 = await raw_throughput(dsn, conc, spread, args.seconds)
+                for conc in writers:
+                    # Ledger and raw alternate, round after round, so that a change in the
+                    # shared machine's load hits both sides of the ratio alike.
+                    ledger_runs, fn_runs, raw_runs = [], [], []
+                    for _ in range(args.rounds):
+                        ledger_runs.append(await ledger_throughput(url, conc, spread, args.seconds))
+                        raw_runs.append(await raw_throughput(dsn, conc, spread, args.seconds))
+                        fn_runs.append(await function_throughput(dsn, conc, spread, args.seconds))
+                    lt, l50, l99 = summary(ledger_runs)
+                    rt, r50, r99 = summary(raw_runs)
+                    fn = [r for r in fn_runs if r is not None]
+                    ft = summary(fn)[0] if fn else float("nan")
                     where = f"{DEPTS} depts" if spread == "across" else "1 dept"
                     rows.append(
                         [
@@ -444,11 +504,14 @@ async def main() -> None:
                             f"{r50:.1f}",
                             f"{r99:.1f}",
                             f"{lt / rt:.0%}",
+                            f"{ft:,.0f}",
+                            f"{ft / rt:.0%}",
                         ]
                     )
             if rows:
                 table(
-                    "Transfers per second: ledger vs raw INSERT+UPDATE (asyncpg)",
+                    "Transfers per second: ledger vs raw INSERT+UPDATE (asyncpg), "
+                    f"{args.rounds} alternating rounds of {args.seconds:g} s",
                     [
                         "spread",
                         "writers",
@@ -459,6 +522,8 @@ async def main() -> None:
                         "p50 ms",
                         "p99 ms",
                         "ledger/raw",
+                        "ledger_append over asyncpg tx/s",
+                        "its /raw",
                     ],
                     rows,
                 )
@@ -479,8 +544,10 @@ async def main() -> None:
             await setup_ledgers(url)
             rows = []
             for spread in () if args.no_throughput else ("across", "one"):
-                for conc in CONCURRENCY:
-                    lt, l50, l99 = await ledger_throughput(url, conc, spread, args.seconds)
+                for conc in writers:
+                    lt, l50, l99 = summary(
+                        [await ledger_throughput(url, conc, spread, args.seconds)]
+                    )
                     where = f"{DEPTS} depts" if spread == "across" else "1 dept"
                     rows.append([where, conc, f"{lt:,.0f}", f"{l50:.1f}", f"{l99:.1f}"])
             if rows:

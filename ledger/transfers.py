@@ -6,6 +6,10 @@ makes sequence numbers gapless and the idempotency check race-free, and gives on
 lock order (head, then accounts) so writers never deadlock. Writers to different ledgers
 never touch the same rows. Nothing here retries: at READ COMMITTED there is nothing that
 could raise a serialization failure.
+
+On PostgreSQL the lock, the checks and all the writes are one call of ``ledger_append``
+(migration 0007), so the head is held for one round trip plus the commit; the Python path
+below runs there only to explain a replay or a refusal. SQLite runs the Python path.
 """
 
 from __future__ import annotations
@@ -182,7 +186,8 @@ async def transfer(
             raise InvalidRequest("expires_at", "must be later than now")
         return plan
 
-    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, resolve,
+    request = _request(plan.kind, debit, credit, amount, reference, None, expires_us)
+    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, request, resolve,
                             _same_transfer(plan), (debit, credit))  # fmt: skip
     return entry
 
@@ -225,7 +230,8 @@ async def post_pending(
                 diffs.append(f"amount {e.amount} was a partial post of {p.amount}")
         return diffs
 
-    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
+    request = _request(POST, None, None, amount, reference, pending_seq)
+    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, request, resolve, same)
     return entry
 
 
@@ -264,7 +270,8 @@ async def _void(
     async def same(conn: AsyncConnection, e: Entry) -> list[str]:
         return _diff(e, kind=VOID, ref_seq=pending_seq, reference=reference)
 
-    return await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
+    request = _request(VOID, None, None, None, reference, pending_seq)
+    return await _write(session, ledger_id, idempotency_key, actor, now, request, resolve, same)
 
 
 async def reverse(
@@ -296,7 +303,8 @@ async def reverse(
     async def same(conn: AsyncConnection, e: Entry) -> list[str]:
         return _diff(e, kind=REVERSAL, ref_seq=seq, reference=reference)
 
-    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, resolve, same)
+    request = _request(REVERSAL, None, None, None, reference, seq)
+    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, request, resolve, same)
     return entry
 
 
@@ -383,19 +391,62 @@ async def _open_pending(
     return p, open_row.expires_at_us
 
 
+def _request(
+    kind: str,
+    debit: str | None,
+    credit: str | None,
+    amount: int | None,
+    reference: str | None,
+    ref_seq: int | None,
+    expires_at_us: int | None = None,
+) -> dict[str, Any]:
+    """The parameters of ``ledger_append`` (PostgreSQL) for one request; None where the
+    function takes the value from the entry referred to."""
+    return {
+        "kind": kind,
+        "debit": debit,
+        "credit": credit,
+        "amount": amount,
+        "reference": reference,
+        "ref_seq": ref_seq,
+        "expires_at_us": expires_at_us,
+    }
+
+
+# The whole append in one round trip: see api/migrations/versions/0007_ledger_append.py.
+# Typed result columns: SQLAlchemy then builds the result's metadata once, not per call.
+_PG_APPEND = text(
+    "SELECT * FROM ledger_append(:lid, :key, :actor, :kind, :debit, :credit, :amount,"
+    " :reference, :ref_seq, :expires_at_us, :now_us)"
+).columns(*E.columns)
+
+
 async def _write(
     session: SASession,
     ledger_id: str,
     key: str,
     actor: str,
     now: datetime | None,
+    request: dict[str, Any],
     resolve: Resolver,
     same: Comparer,
     accounts: tuple[str, str] | None = None,
 ) -> tuple[Entry, bool]:
     """Append the entry ``resolve`` plans, or find the one this key wrote before.
-    Returns the entry and whether this call wrote it."""
+    Returns the entry and whether this call wrote it.
+
+    On PostgreSQL ``ledger_append`` does the whole append in one statement, so the head is
+    locked for one round trip (plus the commit). It writes nothing when the request is a
+    replay or is refused; the Python path below, under the lock the function took, then
+    finds the original entry or raises the precise error."""
     conn = await session.connection()
+    now_us = to_us(now or utcnow())
+    on_postgres = conn.dialect.name == "postgresql"
+    if on_postgres:
+        params = {**request, "lid": ledger_id, "key": key, "actor": actor, "now_us": now_us}
+        row = (await conn.execute(_PG_APPEND, params)).one_or_none()
+        if row is not None:
+            return Entry.from_row(row), True
     head = (await conn.execute(_LOCK_HEAD, {"lid": ledger_id})).one_or_none()
     if head is None:
         raise LedgerNotFound(ledger_id)
@@ -418,7 +469,7 @@ async def _write(
         return existing, False
 
     # Time never runs backwards within a log, so "as of a time" is "as of a seq".
-    time_us = max(to_us(now or utcnow()), head.last_time_us)
+    time_us = max(now_us, head.last_time_us)
     plan: _Plan = await resolve(conn, time_us)
     if rows is None:
         params = {"lid": ledger_id, "d": plan.debit, "c": plan.credit}
@@ -455,10 +506,12 @@ async def _write(
         cr_credits_pending=cr[2],
         cr_credits_posted=cr[3],
     )
+    if on_postgres:
+        # ledger_append refused what the rules above allow: the two must agree.
+        raise RuntimeError(f"ledger_append and the Python rules disagree on {entry!r}")
     leaf = merkle.leaf_hash(encode_entry(entry))
     frontier, completed = merkle.append_leaf(merkle.split_frontier(head.frontier), head.size, leaf)
-    write = _write_postgres if conn.dialect.name == "postgresql" else _write_generic
-    await write(conn, plan, entry, dr, cr, completed, b"".join(frontier))
+    await _write_generic(conn, plan, entry, dr, cr, completed, b"".join(frontier))
     return entry, True
 
 
@@ -496,66 +549,6 @@ async def _write_generic(
         _UPDATE_HEAD,
         {"b_lid": lid, "b_size": seq, "b_frontier": frontier, "b_time": entry.time_us},
     )
-
-
-def _pg_write_statement(open_op: str) -> Any:
-    """All of an append's writes as one PostgreSQL statement (data-modifying CTEs): one
-    round trip instead of five while the head lock is held, which is what bounds the
-    throughput of a single ledger."""
-    cols = [c.name for c in E.columns]
-    open_cte = {
-        PENDING: ", o AS (INSERT INTO ledger_open_pendings (ledger_id, seq, expires_at_us)"
-        " VALUES (:lid, :seq, :o_exp))",
-        "resolve": ", o AS (DELETE FROM ledger_open_pendings"
-        " WHERE ledger_id = :lid AND seq = :o_ref)",
-        "": "",
-    }[open_op]
-    return text(
-        "WITH a AS (UPDATE ledger_accounts AS t SET debits_pending = v.dp,"
-        " debits_posted = v.dpo, credits_pending = v.cp, credits_posted = v.cpo"
-        " FROM (VALUES (CAST(:d_code AS VARCHAR), CAST(:d_dp AS BIGINT), CAST(:d_dpo AS BIGINT),"
-        " CAST(:d_cp AS BIGINT), CAST(:d_cpo AS BIGINT)),"
-        " (:c_code, :c_dp, :c_dpo, :c_cp, :c_cpo)) AS v (code, dp, dpo, cp, cpo)"
-        " WHERE t.ledger_id = :lid AND t.code = v.code),"
-        f" e AS (INSERT INTO ledger_entries ({', '.join(cols)})"
-        f" VALUES ({', '.join(':e_' + c for c in cols)})),"
-        " n AS (INSERT INTO ledger_merkle_nodes (ledger_id, level, idx, hash)"
-        " SELECT :lid, * FROM unnest(CAST(:n_level AS SMALLINT[]), CAST(:n_idx AS BIGINT[]),"
-        " CAST(:n_hash AS BYTEA[])))"
-        f"{open_cte}"
-        " UPDATE ledger_heads SET size = :seq, frontier = :frontier, last_time_us = :time"
-        " WHERE ledger_id = :lid"
-    )
-
-
-_PG_WRITE = {op: _pg_write_statement(op) for op in (PENDING, "resolve", "")}
-
-
-async def _write_postgres(
-    conn: AsyncConnection,
-    plan: _Plan,
-    entry: Entry,
-    dr: tuple[int, int, int, int],
-    cr: tuple[int, int, int, int],
-    completed: list[tuple[int, int, bytes]],
-    frontier: bytes,
-) -> None:
-    params: dict[str, Any] = {f"e_{k}": v for k, v in entry.as_dict().items()}
-    params.update(
-        lid=entry.ledger_id, seq=entry.seq, time=entry.time_us, frontier=frontier,
-        d_code=plan.debit, d_dp=dr[0], d_dpo=dr[1], d_cp=dr[2], d_cpo=dr[3],
-        c_code=plan.credit, c_dp=cr[0], c_dpo=cr[1], c_cp=cr[2], c_cpo=cr[3],
-        n_level=[c[0] for c in completed], n_idx=[c[1] for c in completed],
-        n_hash=[c[2] for c in completed],
-    )  # fmt: skip
-    if plan.kind == PENDING:
-        params["o_exp"] = plan.expires_at_us
-        await conn.execute(_PG_WRITE[PENDING], params)
-    elif plan.kind in (POST, VOID):
-        params["o_ref"] = plan.ref_seq
-        await conn.execute(_PG_WRITE["resolve"], params)
-    else:
-        await conn.execute(_PG_WRITE[""], params)
 
 
 def _apply(row: Any, delta: tuple[int, int, int, int], amount: int) -> tuple[int, int, int, int]:
