@@ -53,9 +53,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, distinct, func, or_, select, true
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.models import Department, User, utcnow
+from catalog.models import Department, Role, User, UserRole, utcnow
 from exchange.campaigns import SHANGHAI, get_campaign
 from exchange.categories import CATEGORIES, Unit
 from exchange.errors import InvalidInput
@@ -64,6 +64,7 @@ from exchange.models import Dropoff, DropoffStatus, Order, OrderStatus, Station
 D = Dropoff.__table__
 O = Order.__table__  # noqa: E741
 U = User.__table__
+R = UserRole.__table__
 S = Station.__table__
 DEPT = Department.__table__
 
@@ -223,7 +224,7 @@ class DayRow:
 
 @dataclass(frozen=True)
 class Participation:
-    members: int  # active users of the department(s)
+    members: int  # active users of the department(s) holding the employee role
     participants: int  # with at least one confirmed drop-off logged in the period
     rate_permille: int
     ordered: int  # placed at least one order in the period
@@ -367,7 +368,7 @@ _QUANTITY = func.coalesce(D.c.confirmed_quantity, D.c.quantity)
 
 
 async def _rows(session: AsyncSession, statement: Any) -> Sequence[Any]:
-    return (await session.execute(statement)).all()
+    return (await session.exec(statement)).all()
 
 
 # --- the grouped queries --------------------------------------------------------------------
@@ -444,6 +445,7 @@ async def _participant_groups(
         groups[dept].ordered = count
     members = (
         select(U.c.department_id, func.count())
+        .join(R, and_(R.c.user_id == U.c.id, R.c.role == Role.employee.value))
         .where(
             _in_scope(U, department_id) if department_id else U.c.department_id.is_not(None),
             U.c.is_active.is_(True),
