@@ -52,7 +52,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.models import Department, Role, User, UserRole, utcnow
@@ -381,7 +393,8 @@ def _during(column: Any, period: Period) -> ColumnElement[bool]:
 
 
 def _sum(expression: Any) -> ColumnElement[int]:
-    return func.coalesce(func.sum(expression), 0)
+    # PostgreSQL sums BIGINT to NUMERIC (a Decimal in Python): cast back to whole numbers.
+    return cast(func.coalesce(func.sum(expression), 0), BigInteger)
 
 
 _QUANTITY = func.coalesce(D.c.confirmed_quantity, D.c.quantity)

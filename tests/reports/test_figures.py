@@ -105,6 +105,7 @@ async def test_a_department_report_for_three_days_has_every_figure_worked_out_by
     )
     assert report.products == (ProductRow(seeded.rice, "石门大米", "5 kg 袋", 1, 1, 100, 3500),)
     assert report.value_fen == 3500
+    assert all(type(row.value_fen) is int for row in report.products)  # not a Decimal
     assert report.co2e_grams == (paper_co2e(2060) or 0)
 
 
