@@ -308,6 +308,7 @@ async def run_postgres(base: str, shapes: list[Shape], runs: int) -> list[list[A
             await load_postgres(url.replace("+asyncpg", ""), rows(shape))
             out(f"PostgreSQL {shape.name}: loaded in {time.perf_counter() - started:.0f} s")
             results += [["PostgreSQL", *r] for r in await measure(url, shape, runs)]
+            out(f"  {results[-1]}")
         finally:
             admin = await asyncpg.connect(admin_dsn)
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -326,6 +327,7 @@ async def run_sqlite(shapes: list[Shape], runs: int) -> list[list[Any]]:
             await asyncio.to_thread(load_sqlite, path, rows(shape))
             out(f"SQLite {shape.name}: loaded in {time.perf_counter() - started:.0f} s")
             results += [["SQLite", *r] for r in await measure(url, shape, runs)]
+            out(f"  {results[-1]}")
     return results
 
 

@@ -23,7 +23,8 @@ Public names (the pages, the API and the summary build on these; they stay stabl
   None where no sourced factor exists, with its source), printed under every report.
 - ``report_tables(report)`` / ``platform_tables(report)`` -> ``ReportTable`` (name, header,
   rows of plain values): what CSV and XLSX exports write, one table per sheet.
-- ``format_kg(grams)`` ("12.3"), ``format_rate(permille)`` ("12.3%").
+- ``format_kg(grams)`` ("12.3"), ``format_rate(permille)`` ("12.3%"), ``format_yuan(fen)``
+  ("47.05"), ``rate_permille(part, whole)``.
 - ``member_totals(session, department_id, user_id)`` -> ``MemberTotals`` and
   ``day_totals(session, department_id, day)`` -> ``DayTotals`` for the employee home page and
   the coordinator dashboard.
@@ -41,7 +42,15 @@ When things count:
   ``outstanding`` are balances at the end of the period: points held by open orders, and the
   posted balances of every employee account;
 - orders by status count orders placed in the period; products delivered count orders picked
-  up in the period, at the value snapshotted into the order.
+  up in the period, at the value snapshotted into the order;
+- members are the active users of the department holding the employee role (now, not as of
+  the period); a first-time participant is an employee whose first confirmed drop-off ever
+  was logged that day.
+
+The points figures use the times the exchange records (``decided_at``, ``resolved_at``), which
+are the times of the ledger entries it wrote; only when a writer's clock was behind the
+ledger's last entry does the ledger stamp the entry a little later, which matters only for a
+period boundary falling in between.
 """
 
 from __future__ import annotations
