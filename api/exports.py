@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterable, Sequence
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -48,15 +49,21 @@ def csv_bytes(tables: Iterable[Table]) -> bytes:
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
+def _xlsx_cell(value: str | int | None) -> str | int:
+    # XML cannot carry most control characters; openpyxl refuses them rather than drop them.
+    cell = neutralise(value)
+    return ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell
+
+
 def xlsx_bytes(tables: Iterable[Table]) -> bytes:
     """One sheet per table, named after it. CPU work: call it off the event loop."""
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
     for table in tables:
         sheet = workbook.create_sheet(title=table.name[:31])
-        sheet.append([neutralise(cell) for cell in table.header])
+        sheet.append([_xlsx_cell(cell) for cell in table.header])
         for row in table.rows:
-            sheet.append([neutralise(cell) for cell in row])
+            sheet.append([_xlsx_cell(cell) for cell in row])
         sheet.freeze_panes = "A2"
     buffer = io.BytesIO()
     workbook.save(buffer)
