@@ -168,8 +168,7 @@ class ReportController(Controller):
             _400="A query parameter is malformed or too long (format, campaign, from, to)",
             _401="Not signed in",
             _403="Employees and other roles without report access",
-            _404="No such department (another department's is indistinguishable); no such "
-            "campaign",
+            _404="No such department (another department's is indistinguishable); no such campaign",
             _422="Invalid period (with `field`): neither a campaign nor from and to, both, a "
             "malformed date, to before from, or more than 366 days",
         ),
