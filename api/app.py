@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.auth import create_auth
+from api.boundary import check_input
 from api.controllers.auth import AuthController, login_rate_limit
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_pages_router(),
         ],
         dependencies={"db": Provide(provide_db)},
+        before_request=check_input,
         state=State(
             {
                 "settings": settings,
