@@ -8,6 +8,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.paging import DEFAULT_LIMIT, MAX_LIMIT
 
+# Integer parameters stop here: exact in every JSON parser (a double holds it), and well
+# within PostgreSQL's BIGINT, which every integer column fits in.
+MAX_INTEGER = 2**53 - 1
+
 # The request's unit of work: committed when the handler returns, rolled back when it raises.
 DB = NamedDependency[AsyncSession]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
@@ -15,4 +19,4 @@ After = Annotated[
     str | None, QueryParameter(max_length=64, description="cursor: the `next` of the last page")
 ]
 
-__all__ = ["DB", "DEFAULT_LIMIT", "After", "Limit"]
+__all__ = ["DB", "DEFAULT_LIMIT", "MAX_INTEGER", "After", "Limit"]
