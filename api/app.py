@@ -31,6 +31,7 @@ from api.controllers.ledger import LedgerController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
+from api.controllers.refusals import document_refusals
 from api.controllers.stations import StationController
 from api.logging import RequestIdMiddleware, structlog_plugin
 from api.pages import create_pages_router
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     prometheus = PrometheusConfig(app_name="cloud_exchange", group_path=True)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             AuthController,
             DepartmentController,
@@ -145,3 +146,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    document_refusals(app)
+    return app
