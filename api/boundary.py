@@ -5,6 +5,7 @@
   files are checked by whoever reads them (CSV in `catalog.members`).
 - A JSON body nests at most MAX_JSON_DEPTH deep (deeper would exhaust the decoder's recursion)
   and carries no integer past 64 bits (PostgreSQL's BIGINT).
+- A route that takes JSON answers 415 to a body declared as anything else.
 - A JSON body is decoded strictly against the handler's type: `"1"` is not an integer. Litestar
   converts every parameter leniently, which query strings need and JSON bodies do not.
 
@@ -16,7 +17,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import BodyKwarg
 
 from catalog.text import unstorable_character
@@ -41,18 +42,25 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
     errors = [_text_error("path", request.scope["path"], "path")]
     for name, value in request.query_params.multi_items():
         errors += [_text_error(name, name, "query"), _text_error(name, value, "query")]
-    if request.content_type[0] in FORMS:
-        for name, value in (await request.form()).multi_items():
-            errors.append(_text_error(name, name, "body"))
-            if isinstance(value, str):
-                errors.append(_text_error(name, value, "body"))
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    media_type = request.content_type[0]
     if (
         data is not None
         and isinstance(data.kwarg_definition, BodyKwarg)
         and data.kwarg_definition.media_type == RequestEncodingType.JSON
     ):
+        if request.headers.get("content-type") and not (
+            media_type == "application/json" or media_type.endswith("+json")
+        ):
+            raise HTTPException(
+                status_code=415, detail="This route takes a JSON body (application/json)."
+            )
         errors += _json_errors(await request.body(), data.annotation)
+    elif media_type in FORMS:
+        for name, value in (await request.form()).multi_items():
+            errors.append(_text_error(name, name, "body"))
+            if isinstance(value, str):
+                errors.append(_text_error(name, value, "body"))
     if found := [error for error in errors if error]:
         raise ValidationException(
             detail=f"Validation failed for {request.method} {request.url.path}", extra=found

@@ -52,6 +52,7 @@ NOT_ALLOWED = "The caller's roles do not allow this, or the caller's department 
 NOT_FOUND = "Not found (objects of another department are indistinguishable from missing ones)"
 CONFLICT = "Refused by the current state (the title and `code` say which rule)"
 UNPROCESSABLE = "A value breaks a business rule (`errors` names the field and the rule)"
+UNSUPPORTED = "The body is not of the media type the route takes"
 UNAVAILABLE = "Database unavailable; retry after `Retry-After` seconds with the same request"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -102,4 +103,6 @@ def document_refusals(app: "Litestar") -> None:
                 implied["_409"] = CONFLICT
             if takes_input:
                 implied["_422"] = UNPROCESSABLE
+            if "data" in handler.parsed_fn_signature.parameters:
+                implied["_415"] = UNSUPPORTED
             handler.responses = {**refusals(**implied), **(handler.responses or {})}
