@@ -9,7 +9,7 @@
 - A JSON body is decoded strictly against the handler's type: `"1"` is not an integer. Litestar
   converts every parameter leniently, which query strings need and JSON bodies do not.
 
-Each refusal is a 400 problem naming the field and the rule (api/problems.py).
+Each refusal is a problem document (api/problems.py): 400 naming the field and the rule, or 415.
 """
 
 from typing import Any

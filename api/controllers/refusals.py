@@ -2,7 +2,7 @@
 
 A handler names the refusals particular to it with `responses=refusals(...)`;
 `document_refusals` adds, in this one place, those that follow from how a route is built
-(parameters, sign-in, guards, path ids, the database), so no route leaves one out.
+(its input, sign-in, path ids, writes, the database), so no route leaves one out.
 """
 
 import re
