@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.auth import create_auth
+from api.boundary import check_input
 from api.controllers.auth import AuthController, login_rate_limit
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
@@ -30,6 +31,7 @@ from api.controllers.ledger import LedgerController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
+from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.logging import RequestIdMiddleware, structlog_plugin
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     prometheus = PrometheusConfig(app_name="cloud_exchange", group_path=True)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             AuthController,
             DepartmentController,
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_pages_router(),
         ],
         dependencies={"db": Provide(provide_db)},
+        before_request=check_input,
         state=State(
             {
                 "settings": settings,
@@ -145,3 +148,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    document_refusals(app)
+    return app

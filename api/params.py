@@ -8,6 +8,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.paging import DEFAULT_LIMIT, MAX_LIMIT
 
+# Integer parameters stop here: exact in every JSON parser (a double holds it), and well
+# within PostgreSQL's BIGINT, which every integer column fits in.
+MAX_INTEGER = 2**53 - 1
+
 # The request's unit of work: committed when the handler returns, rolled back when it raises.
 DB = NamedDependency[AsyncSession]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
@@ -25,4 +29,4 @@ ListOrder = Annotated[
     QueryParameter(name="order", description="asc: oldest first (the default); desc: newest first"),
 ]
 
-__all__ = ["DB", "DEFAULT_LIMIT", "After", "Before", "Limit", "ListOrder"]
+__all__ = ["DB", "DEFAULT_LIMIT", "MAX_INTEGER", "After", "Before", "Limit", "ListOrder"]

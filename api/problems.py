@@ -130,6 +130,7 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
+    415: "Unsupported media type",
     429: "Too many requests",
 }
 

@@ -18,6 +18,7 @@ from catalog.identity import (
 )
 from catalog.models import Role, User
 from catalog.paging import Page, page_of
+from catalog.text import unstorable_character
 
 REQUIRED_COLUMNS = ("username", "display_name")
 OPTIONAL_COLUMNS = ("roles", "password")
@@ -78,20 +79,40 @@ def decode_csv(data: bytes) -> str:
     """UTF-8 (with or without BOM) or GBK, which Chinese office software exports."""
     for encoding in ("utf-8-sig", "gbk"):
         try:
-            return data.decode(encoding)
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
+        if unstorable_character(text):
+            raise ImportRejected(
+                [
+                    {"row": row, "field": None, "error": f"contains the character {character}"}
+                    for row, line in enumerate(text.split("\n"), start=1)
+                    if (character := unstorable_character(line))
+                ]
+            )
+        return text
     raise ImportRejected(
         [{"row": None, "field": None, "error": "the file is neither UTF-8 nor GBK text"}]
     )
 
 
+def _read_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and the rows; a cell past csv's field size limit refuses the file."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+        reader.fieldnames = header
+        return header, list(reader)
+    # e.g. "field larger than field limit (131072)", raised before the line counts as read
+    except csv.Error as error:
+        raise ImportRejected(
+            [{"row": reader.line_num + 1, "field": None, "error": f"unreadable CSV: {error}"}]
+        ) from None
+
+
 async def import_members(session: AsyncSession, department_id: str, data: bytes) -> list[Member]:
     """Adds every row or none: any bad row rejects the file with a report of every problem."""
-    text = decode_csv(data)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
-    reader.fieldnames = header
+    header, rows = _read_rows(decode_csv(data))
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
@@ -99,7 +120,6 @@ async def import_members(session: AsyncSession, department_id: str, data: bytes)
         problems += [{"row": 1, "field": name, "error": "unknown column"} for name in unknown]
         raise ImportRejected(problems)
 
-    rows = list(reader)
     if not rows:
         raise ImportRejected([{"row": None, "field": None, "error": "the file has no members"}])
     if len(rows) > MAX_IMPORT_ROWS:

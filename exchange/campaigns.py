@@ -6,7 +6,7 @@ where a department's own campaign overlaps a platform-wide one, its own wins.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_
@@ -29,6 +29,10 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 MAX_DAILY_CAP = 1_000_000
 MAX_RATE = 100_000
 MAX_WINDOW = timedelta(days=366)
+# Campaigns are this century's business; the bounds also keep every window far from the ends
+# of what a datetime holds, where shifting to China time would overflow.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def local_day(at: datetime) -> str:
@@ -54,6 +58,8 @@ def _check(new: NewCampaign) -> None:
             raise InvalidInput(
                 field, "a time with a timezone offset, e.g. 2026-06-14T00:00:00+08:00"
             )
+        if not EARLIEST <= getattr(new, field) <= LATEST:
+            raise InvalidInput(field, "a time between 2000-01-01 and 2100-01-01 (UTC)")
     if new.ends_at <= new.starts_at:
         raise InvalidInput("ends_at", "must be after starts_at")
     if new.ends_at - new.starts_at > MAX_WINDOW:

@@ -117,11 +117,11 @@ class InvalidTransition(ExchangeError):
     """E.g. confirming a drop-off that was rejected, cancelling a fulfilled order."""
 
     title = "Not possible in the current status"
-    problem_fields = ("status",)
+    problem_fields = ("current_status",)  # not `status`: that is the HTTP status's member
 
-    def __init__(self, detail: str, status: str) -> None:
+    def __init__(self, detail: str, current_status: str) -> None:
         super().__init__(detail)
-        self.status = status
+        self.current_status = current_status
 
 
 # --- catalog and orders --------------------------------------------------------------------

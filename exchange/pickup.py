@@ -35,6 +35,7 @@ from ledger.signing import KeyRing, PublicKeySet
 AUDIENCE = "pickup"
 ALGORITHM = "EdDSA"
 MAX_TOKEN_LENGTH = 2048
+MAX_EXP = 253402300799  # 9999-12-31T23:59:59Z: the last second a datetime can hold
 
 
 def sign(keyring: KeyRing, order: Order) -> str:
@@ -78,7 +79,8 @@ def verify(keys: PublicKeySet, scanned: str, now: datetime | None = None) -> Pic
         raise PickupTokenMalformed("This is not a pickup token.")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError:
+    # Not a JWS at all, or a header PyJWT refuses (e.g. a `kid` that is not a string).
+    except jwt.InvalidTokenError:
         raise PickupTokenMalformed("This is not a pickup token.") from None
     kid = header.get("kid")
     if header.get("alg") != ALGORITHM or not isinstance(kid, str):
@@ -109,7 +111,7 @@ def verify(keys: PublicKeySet, scanned: str, now: datetime | None = None) -> Pic
             f"The token lacks what a pickup token carries: {error}."
         ) from None
     if not all(isinstance(claims[name], str) for name in ("sub", "dep", "jti")) or not (
-        isinstance(claims["exp"], int)
+        isinstance(claims["exp"], int) and 0 <= claims["exp"] <= MAX_EXP
     ):
         raise PickupTokenMalformed("The token's claims are not what a pickup token carries.")
     expires = datetime.fromtimestamp(int(claims["exp"]), tz=utcnow().tzinfo)

@@ -82,6 +82,13 @@ async def entry_by_key(session: SASession, ledger_id: str, key: str) -> Entry | 
     return None if row is None else Entry.from_row(row)
 
 
+def _check_aware(field: str, at: datetime | None) -> None:
+    """A time without an offset could mean any zone: refused, never guessed (RFC 3339 times
+    always carry one)."""
+    if at is not None and at.tzinfo is None:
+        raise InvalidRequest(field, "a time with a UTC offset, e.g. 2026-06-14T08:00:00+08:00")
+
+
 async def seq_at_time(session: SASession, ledger_id: str, at: datetime) -> int:
     """The last seq written at or before ``at`` (0 if none): the log as of that time."""
     conn = await session.connection()
@@ -101,6 +108,7 @@ async def balance(
 
     Each entry carries its two accounts' counters after it, so a past balance is the newest
     entry at or before the seq that touches the account: one index probe per side."""
+    _check_aware("as_of", as_of)
     current = await get_account(session, ledger_id, account)
     if as_of_seq is None and as_of is None:
         return current
@@ -147,6 +155,8 @@ async def list_entries(
     ``next``. ``since`` is inclusive, ``until`` exclusive."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest("limit", f"must be between 1 and {MAX_LIMIT}")
+    _check_aware("from", since)
+    _check_aware("to", until)
     start = parse_cursor(after)
     conds = [E.c.ledger_id == ledger_id, E.c.seq > start]
     if reference is not None:

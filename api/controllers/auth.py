@@ -13,6 +13,7 @@ from litestar.params import JSONBody
 from litestar.security.jwt import Token
 
 from api.auth import COOKIE_NAME
+from api.controllers.refusals import refusals
 from api.params import DB
 from catalog.errors import InvalidCredentials
 from catalog.identity import Identity, authenticate, revoke_token
@@ -75,7 +76,15 @@ class AuthController(Controller):
     path = "/api"
     tags = ["Authentication"]
 
-    @post("/auth/token", status_code=200, summary="Sign in; also sets the session cookie for pages")
+    @post(
+        "/auth/token",
+        status_code=200,
+        summary="Sign in; also sets the session cookie for pages",
+        responses=refusals(
+            _401="Wrong username or password",
+            _429="Too many sign-in attempts from this address; try again in a minute",
+        ),
+    )
     async def token(
         self, request: Request[Any, Any, Any], db: DB, data: JSONBody[Credentials]
     ) -> Response[AccessToken]:

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 import ledger
 from api.auth import requires
-from api.params import DB, DEFAULT_LIMIT, After, Limit
+from api.params import DB, DEFAULT_LIMIT, MAX_INTEGER, After, Limit
 from catalog import departments
 from catalog.identity import Identity
 from catalog.models import Role
@@ -134,10 +134,12 @@ class LedgerController(Controller):
         reference: Annotated[str | None, QueryParameter(max_length=256)] = None,
         kind: Annotated[str | None, QueryParameter(max_length=16)] = None,
         since: Annotated[
-            datetime | None, QueryParameter(name="from", description="inclusive, RFC 3339")
+            datetime | None,
+            QueryParameter(name="from", description="inclusive; RFC 3339 with an offset"),
         ] = None,
         until: Annotated[
-            datetime | None, QueryParameter(name="to", description="exclusive, RFC 3339")
+            datetime | None,
+            QueryParameter(name="to", description="exclusive; RFC 3339 with an offset"),
         ] = None,
         limit: Limit = DEFAULT_LIMIT,
         after: After = None,
@@ -169,8 +171,10 @@ class LedgerController(Controller):
         db: DB,
         department_id: Dept,
         account: FromPath[str],
-        as_of_seq: Annotated[int | None, QueryParameter(ge=0)] = None,
-        as_of: Annotated[datetime | None, QueryParameter(description="RFC 3339")] = None,
+        as_of_seq: Annotated[int | None, QueryParameter(ge=0, le=MAX_INTEGER)] = None,
+        as_of: Annotated[
+            datetime | None, QueryParameter(description="RFC 3339 with an offset")
+        ] = None,
     ) -> AccountOut:
         caller = request.user
         await _visible(db, caller, department_id)
@@ -201,7 +205,7 @@ class LedgerController(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: Dept,
-        tree_size: Annotated[int | None, QueryParameter(ge=0)] = None,
+        tree_size: Annotated[int | None, QueryParameter(ge=0, le=MAX_INTEGER)] = None,
     ) -> TreeHeadOut:
         await _visible(db, request.user, department_id)
         keyring = request.app.state.settings.keyring
@@ -224,8 +228,8 @@ class LedgerController(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: Dept,
-        seq: Annotated[int, QueryParameter(ge=1)],
-        tree_size: Annotated[int | None, QueryParameter(ge=1)] = None,
+        seq: Annotated[int, QueryParameter(ge=1, le=MAX_INTEGER)],
+        tree_size: Annotated[int | None, QueryParameter(ge=1, le=MAX_INTEGER)] = None,
     ) -> InclusionOut:
         await _visible(db, request.user, department_id)
         p = await ledger.inclusion_proof(db, department_id, seq, tree_size)
@@ -248,8 +252,8 @@ class LedgerController(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: Dept,
-        first: Annotated[int, QueryParameter(ge=1)],
-        second: Annotated[int | None, QueryParameter(ge=1)] = None,
+        first: Annotated[int, QueryParameter(ge=1, le=MAX_INTEGER)],
+        second: Annotated[int | None, QueryParameter(ge=1, le=MAX_INTEGER)] = None,
     ) -> ConsistencyOut:
         await _visible(db, request.user, department_id)
         c = await ledger.consistency_proof(db, department_id, first, second)
@@ -271,7 +275,7 @@ class LedgerController(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: Dept,
-        tree_size: Annotated[int | None, QueryParameter(ge=0)] = None,
+        tree_size: Annotated[int | None, QueryParameter(ge=0, le=MAX_INTEGER)] = None,
     ) -> Stream:
         await _visible(db, request.user, department_id)
         try:

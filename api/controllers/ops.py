@@ -4,6 +4,7 @@ import asyncio
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
 from api.problems import is_connection_failure
@@ -14,7 +15,16 @@ HEALTH_TIMEOUT_SECONDS = 3.0
 class OpsController(Controller):
     tags = ["Operations"]
 
-    @get("/health", summary="Liveness and database reachability")
+    @get(
+        "/health",
+        summary="Liveness and database reachability",
+        responses={
+            503: ResponseSpec(
+                data_container=dict[str, str],
+                description="The database cannot be reached: `status` is `unavailable`",
+            )
+        },
+    )
     async def health(self, request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):

@@ -6,11 +6,11 @@ Read-only. A platform auditor picks a department; a department's auditor sees on
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, Parameter
 from litestar.response import Response, Stream, Template
 from litestar.security.jwt import Token
 
@@ -18,7 +18,7 @@ from api.auth import requires
 from api.pages.quantities import whole_number
 from api.pages.rendering import page, translator
 from api.pages.templating import SHANGHAI
-from api.params import DB
+from api.params import DB, MAX_INTEGER
 from catalog import departments, members
 from catalog.identity import Identity
 from catalog.models import Department, Role
@@ -152,7 +152,7 @@ class AuditPages(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: FromPath[str],
-        seq: FromPath[int],
+        seq: Annotated[int, Parameter(ge=1, le=MAX_INTEGER)],
     ) -> Template:
         department = await departments.get_department(db, request.user, department_id)
         entry = await queries.get_entry(db, department.id, seq)
@@ -257,7 +257,7 @@ class AuditPages(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: FromPath[str],
-        tree_size: FromQuery[int | None] = None,
+        tree_size: Annotated[int | None, Parameter(ge=0, le=MAX_INTEGER)] = None,
     ) -> Response[dict[str, Any]]:
         department = await departments.get_department(db, request.user, department_id)
         head = await proofs.tree_head(
@@ -274,7 +274,7 @@ class AuditPages(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: FromPath[str],
-        upto: FromQuery[int | None] = None,
+        upto: Annotated[int | None, Parameter(ge=0, le=MAX_INTEGER)] = None,
     ) -> Stream:
         department = await departments.get_department(db, request.user, department_id)
         size = await queries.ledger_size(db, department.id)

@@ -13,7 +13,7 @@ from api.pages.employee import category_name
 from api.pages.forms import savepoint, text
 from api.pages.quantities import whole_number
 from api.pages.rendering import language_of, page, redirect, translator
-from api.pages.templating import SHANGHAI
+from api.pages.templating import SHANGHAI, local_time
 from api.params import DB
 from catalog import departments
 from catalog.identity import Identity
@@ -176,7 +176,7 @@ class CampaignPages(Controller):
             last_day=last_day,
             settings=settings
             or {
-                "last_day": last_day.astimezone(SHANGHAI).date().isoformat(),
+                "last_day": local_time(last_day, "%Y-%m-%d"),
                 "policy": campaign.policy,
                 "daily_cap_points": str(campaign.daily_cap_points),
             },

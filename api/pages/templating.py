@@ -20,7 +20,10 @@ def local_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str
         value = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(SHANGHAI).strftime(fmt)
+    try:
+        return value.astimezone(SHANGHAI).strftime(fmt)
+    except OverflowError:  # a time at the edge of the calendar: show it as stored
+        return value.isoformat(sep=" ", timespec="minutes")
 
 
 def kilograms(grams: int | None) -> str:

@@ -326,7 +326,7 @@ async def test_a_decided_drop_off_cannot_be_decided_again(
     again = await client.post(f"{url}/reject", json={"reason": "弄错了"}, headers=coordinator)
     assert again.status_code == 409
     assert again.json()["title"] == "Not possible in the current status"
-    assert again.json()["status"] == "confirmed"
+    assert again.json()["current_status"] == "confirmed"
 
 
 async def test_a_confirmed_quantity_out_of_bounds_is_refused(

@@ -177,7 +177,7 @@ async def test_the_owner_cancelling_releases_the_hold_and_the_stock_once(
     }
     assert await stock_of(client, world, rice["id"]) == 5
     again = await client.post(url, headers=world.headers["emp-a"])
-    assert again.status_code == 409 and again.json()["status"] == "cancelled"
+    assert again.status_code == 409 and again.json()["current_status"] == "cancelled"
     assert await stock_of(client, world, rice["id"]) == 5
 
 
