@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.auth import create_auth
-from api.controllers.auth import AuthController, login_rate_limit
+from api.controllers.auth import AuthController
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
 from api.controllers.dropoffs import DropoffController
@@ -106,7 +106,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             RequestIdMiddleware(),
             prometheus.middleware,
-            login_rate_limit(settings.login_attempts_per_minute).middleware,
         ],
         plugins=[
             structlog_plugin(settings.log_format, settings.log_level),

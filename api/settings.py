@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     login_attempts_per_minute: int = Field(default=10, ge=1)
+    # Wrong passwords in a row before an account locks, and the first lock's length.
+    login_lockout_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=60, ge=1)
+    applications_per_hour: int = Field(default=5, ge=1)
     order_expiry_hours: int = Field(default=7 * 24, ge=1)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     secure_cookies: bool = False

@@ -1,16 +1,21 @@
 """A department's members: listing, adding one, and all-or-nothing CSV import."""
 
+import asyncio
 import csv
 import io
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from catalog.departments import get_active_department
 from catalog.errors import CatalogError, ImportRejected, InvalidField
 from catalog.identity import (
+    Identity,
     create_user,
+    insert_user,
     roles_of,
     validate_password,
     validate_roles,
@@ -18,6 +23,7 @@ from catalog.identity import (
 )
 from catalog.models import Role, User
 from catalog.paging import Page, page_of
+from catalog.passwords import hash_password
 
 REQUIRED_COLUMNS = ("username", "display_name")
 OPTIONAL_COLUMNS = ("roles", "password")
@@ -86,8 +92,68 @@ def decode_csv(data: bytes) -> str:
     )
 
 
-async def import_members(session: AsyncSession, department_id: str, data: bytes) -> list[Member]:
-    """Adds every row or none: any bad row rejects the file with a report of every problem."""
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    username: str
+    display_name: str
+    roles: frozenset[Role]
+    password: str | None
+
+
+async def import_members(
+    session_factory: async_sessionmaker[AsyncSession],
+    caller: Identity,
+    department_id: str,
+    data: bytes,
+) -> list[Member]:
+    """Adds every row or none: any bad row rejects the file with a report of every problem.
+
+    Parsing and hashing (a quarter of a second a password) run off the event loop and
+    outside any transaction: on SQLite a transaction holds the database's write lock, and
+    thousands of hashes inside one would stall every other request for minutes.
+    """
+    rows, problems = await asyncio.to_thread(read_rows, data)
+    async with session_factory() as session, session.begin():
+        await get_active_department(session, caller, department_id)
+        seen = {row.username: row.line for row in rows}
+        taken = await session.exec(select(User.username).where(col(User.username).in_(list(seen))))
+        problems += [
+            {"row": seen[username], "field": "username", "error": "already taken"}
+            for username in taken.all()
+        ]
+    if problems:
+        raise ImportRejected(sorted(problems, key=lambda p: (p["row"] or 0, str(p["field"]))))
+
+    initial = [None if row.password else generate_password() for row in rows]
+    hashes = await asyncio.gather(
+        *(
+            hash_password(row.password or generated or "")
+            for row, generated in zip(rows, initial, strict=True)
+        )
+    )
+    members = []
+    async with session_factory() as session, session.begin():
+        for row, generated, password_hash in zip(rows, initial, hashes, strict=True):
+            try:
+                user = await insert_user(
+                    session,
+                    username=row.username,
+                    display_name=row.display_name,
+                    password_hash=password_hash,
+                    department_id=department_id,
+                    roles=row.roles,
+                )
+            except CatalogError as error:  # e.g. a name taken by a concurrent request
+                raise ImportRejected(
+                    [{"row": row.line, "field": "username", "error": error.detail}]
+                ) from None
+            members.append(Member(user, row.roles, generated))
+    return members
+
+
+def read_rows(data: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
+    """The file's valid rows, and the problems of the others (CPU work: run off the loop)."""
     text = decode_csv(data)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [name.strip() for name in reader.fieldnames or []]
@@ -109,7 +175,7 @@ async def import_members(session: AsyncSession, department_id: str, data: bytes)
 
     problems: list[dict[str, object]] = []
     seen: dict[str, int] = {}
-    parsed: list[tuple[str, str, list[str], str | None]] = []
+    parsed: list[ImportRow] = []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         if None in row:
             problems.append({"row": line, "field": None, "error": "more cells than columns"})
@@ -119,38 +185,20 @@ async def import_members(session: AsyncSession, department_id: str, data: bytes)
         roles = [r.strip() for r in (row.get("roles") or "employee").replace(",", ";").split(";")]
         roles = [r for r in roles if r]
         password = (row.get("password") or "").strip() or None
-        problems += _row_problems(line, username, display_name, roles, password)
+        row_problems = _row_problems(line, username, display_name, roles, password)
+        problems += row_problems
         if username in seen:
             problems.append(
                 {"row": line, "field": "username", "error": f"duplicate of row {seen[username]}"}
             )
         seen.setdefault(username, line)
-        parsed.append((username, display_name, roles, password))
-
-    taken = await session.exec(select(User.username).where(col(User.username).in_(list(seen))))
-    for username in taken.all():
-        problems.append({"row": seen[username], "field": "username", "error": "already taken"})
-    if problems:
-        raise ImportRejected(sorted(problems, key=lambda p: (p["row"] or 0, str(p["field"]))))
-
-    members = []
-    for username, display_name, roles, password in parsed:
-        try:
-            members.append(
-                await add_member(
-                    session,
-                    department_id,
-                    username=username,
-                    display_name=display_name,
-                    roles=roles,
-                    password=password,
+        if not row_problems:
+            parsed.append(
+                ImportRow(
+                    line, username, display_name, validate_roles(roles, platform=False), password
                 )
             )
-        except CatalogError as error:  # e.g. a name taken by a concurrent request
-            raise ImportRejected(
-                [{"row": seen[username], "field": "username", "error": error.detail}]
-            ) from None
-    return members
+    return parsed, problems
 
 
 def _row_problems(

@@ -8,15 +8,17 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import JSONBody
 from litestar.security.jwt import Token
 
 from api.auth import COOKIE_NAME
+from api.db import transaction
 from api.params import DB
+from api.ratelimit import enforce, sign_in_limit
 from catalog.errors import InvalidCredentials
 from catalog.identity import Identity, authenticate, revoke_token
-from catalog.models import Department
+from catalog.lockout import LockoutPolicy
+from catalog.models import Department, User
 from exchange.points import points_of
 
 log = structlog.get_logger()
@@ -58,17 +60,24 @@ class Me(msgspec.Struct):
     balance: Balance | None = None  # None for platform-wide staff
 
 
-LOGIN_PATHS = frozenset({"/api/auth/token", "/login"})
+async def sign_in(request: Request[Any, Any, Any], username: str, password: str) -> User:
+    """The user, or InvalidCredentials (logged) for every refusal: wrong, unknown, locked.
 
-
-def login_rate_limit(per_minute: int) -> RateLimitConfig:
-    """Throttles sign-in attempts (the POSTs) per client address; other routes are not limited."""
-    return RateLimitConfig(
-        rate_limit=("minute", per_minute),
-        check_throttle_handler=lambda request: (
-            request.method == "POST" and request.url.path in LOGIN_PATHS
-        ),
-    )
+    Its own transaction, committed even when the sign-in is refused: the failure must count
+    towards the account's lock, where the request's transaction would roll it back.
+    """
+    await enforce(request, sign_in_limit(request))
+    settings = request.app.state.settings
+    policy = LockoutPolicy(settings.login_lockout_failures, settings.login_lockout_seconds)
+    refused = None
+    async with transaction(request.app.state.session_factory) as session:
+        try:
+            return await authenticate(session, username, password, policy)
+        except InvalidCredentials as error:
+            refused = error
+    client = request.client.host if request.client else None
+    log.warning("login failed", username=username, client=client, path=request.url.path)
+    raise refused
 
 
 class AuthController(Controller):
@@ -77,14 +86,9 @@ class AuthController(Controller):
 
     @post("/auth/token", status_code=200, summary="Sign in; also sets the session cookie for pages")
     async def token(
-        self, request: Request[Any, Any, Any], db: DB, data: JSONBody[Credentials]
+        self, request: Request[Any, Any, Any], data: JSONBody[Credentials]
     ) -> Response[AccessToken]:
-        try:
-            user = await authenticate(db, data.username, data.password)
-        except InvalidCredentials:
-            client = request.client.host if request.client else None
-            log.warning("login failed", username=data.username, client=client)
-            raise
+        user = await sign_in(request, data.username, data.password)
         auth = request.app.state.auth
         seconds = int(auth.default_token_expiration.total_seconds())
         encoded = auth.create_token(user.id, token_unique_jwt_id=secrets.token_hex(16))

@@ -3,15 +3,21 @@
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.params import FromPath, JSONBody, MultipartBody
 from litestar.security.jwt import Token
 
 from api.auth import optional_identity, requires
 from api.params import DB, DEFAULT_LIMIT, After, Limit
-from catalog import departments, members
+from api.ratelimit import application_limit, enforce
+from catalog import departments, lockout, members
 from catalog.departments import NewCoordinator, NewDepartment
 from catalog.identity import Identity
 from catalog.models import Department, DepartmentStatus, Role
@@ -19,6 +25,7 @@ from catalog.models import Department, DepartmentStatus, Role
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
+log = structlog.get_logger()
 
 
 class CoordinatorIn(msgspec.Struct):
@@ -136,6 +143,8 @@ class DepartmentController(Controller):
             raise PermissionDeniedException(
                 "Only a platform admin registers departments when signed in."
             )
+        if caller is None:  # each application hashes a password: limited per address
+            await enforce(request, application_limit(request))
         details = NewDepartment(**{f: getattr(data, f) for f in NewDepartment.__dataclass_fields__})
         coordinator = (
             NewCoordinator(**msgspec.structs.asdict(data.coordinator)) if data.coordinator else None
@@ -233,10 +242,29 @@ class DepartmentController(Controller):
     async def import_members(
         self,
         request: Request[Identity, Token, Any],
-        db: DB,
         department_id: FromPath[str],
         data: MultipartBody[ImportForm],
     ) -> ImportResult:
-        await departments.get_active_department(db, request.user, department_id)
-        imported = await members.import_members(db, department_id, await data.file.read())
+        imported = await members.import_members(
+            request.app.state.session_factory, request.user, department_id, await data.file.read()
+        )
         return ImportResult(len(imported), [MemberOut.of(m) for m in imported])
+
+    @post(
+        "/{department_id:str}/members/{user_id:str}/unlock",
+        status_code=204,
+        guards=[requires(Role.coordinator, Role.admin)],
+        summary="Lift a member's sign-in lockout after repeated wrong passwords",
+    )
+    async def unlock_member(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        department_id: FromPath[str],
+        user_id: FromPath[str],
+    ) -> None:
+        await departments.get_department(db, request.user, department_id)
+        user = await lockout.unlock(db, request.user, user_id)
+        if user.department_id != department_id:
+            raise NotFoundException(f"No member {user_id!r} in this department.")
+        log.info("sign-in lockout lifted", user_id=user_id, by=request.user.user_id)

@@ -107,11 +107,12 @@ class MemberPages(Controller):
             )
         data = await upload.read()
         try:
-            await departments.get_active_department(
-                db, request.user, request.user.department_id or ""
+            imported = await members.import_members(
+                request.app.state.session_factory,
+                request.user,
+                request.user.department_id or "",
+                data,
             )
-            async with savepoint(db):
-                imported = await members.import_members(db, request.user.department_id or "", data)
         except ImportRejected as rejected:
             return await self._render(
                 request,

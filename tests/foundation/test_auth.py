@@ -55,7 +55,14 @@ async def test_a_failed_sign_in_never_says_which_part_was_wrong_and_is_logged(
     assert response.json()["title"] == "Wrong username or password"
     assert response.json()["detail"] == "The username or password is not correct."
     failures = [call.kwargs for call in captured.calls if call.method_name == "warning"]
-    assert failures == [{"event": "login failed", "username": username, "client": "testclient"}]
+    assert failures == [
+        {
+            "event": "login failed",
+            "username": username,
+            "client": "testclient",
+            "path": "/api/auth/token",
+        }
+    ]
 
 
 async def test_logout_revokes_the_token(client: AsyncTestClient[Litestar], world: World) -> None:
