@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -158,7 +159,7 @@ async def roles_of(session: AsyncSession, user_ids: list[str]) -> dict[str, froz
 
 
 async def authenticate(
-    session: AsyncSession,
+    session_factory: async_sessionmaker[AsyncSession],
     username: str,
     password: str,
     policy: LockoutPolicy | None = None,
@@ -166,25 +167,26 @@ async def authenticate(
 ) -> User:
     """The user, if the password is right and the account neither locked nor inactive.
 
-    Every refusal is the same InvalidCredentials; a wrong password counts towards the lock,
-    which the caller must commit even though this raises. The user's row stays locked
-    (FOR UPDATE) until then, so concurrent guesses at one account are counted one by one.
+    Every refusal is the same InvalidCredentials; a wrong password counts towards the lock.
+    The password is verified between two short transactions, never inside one: on SQLite a
+    transaction holds the database's write lock, and a verification costs a quarter second.
     """
     policy = policy or LockoutPolicy()
     now = now or utcnow()
-    found = await session.exec(select(User).where(User.username == username).with_for_update())
-    user = found.first()
+    async with session_factory() as session, session.begin():
+        user = (await session.exec(select(User).where(User.username == username))).first()
     # Verified even when the account is unknown or locked, so each refusal takes as long.
     matches = await verify_password(user.password_hash if user else None, password)
     if user is None:
         raise InvalidCredentials()
-    if not matches:
-        await lockout.record_failure(session, user.id, policy, now)
-        raise InvalidCredentials()
-    if await lockout.is_locked(session, user.id, now) or not user.is_active:
-        raise InvalidCredentials()
-    await lockout.clear(session, user.id)
-    return user
+    async with session_factory() as session, session.begin():
+        if not matches:
+            await lockout.record_failure(session, user.id, policy, now)
+        # Checked after the verification: concurrent wrong guesses may have locked it since.
+        elif not await lockout.is_locked(session, user.id, now) and user.is_active:
+            await lockout.clear(session, user.id)
+            return user
+    raise InvalidCredentials()
 
 
 async def load_identity(session: AsyncSession, user_id: str) -> Identity | None:

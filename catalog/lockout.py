@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,16 +42,26 @@ async def is_locked(session: AsyncSession, user_id: str, now: datetime) -> bool:
 
 async def record_failure(
     session: AsyncSession, user_id: str, policy: LockoutPolicy, now: datetime
-) -> LoginLockout:
-    row = await session.get(LoginLockout, user_id) or LoginLockout(user_id=user_id)
-    row.failures += 1
-    row.last_failure_at = now
-    lock = policy.lock_for(row.failures)
+) -> None:
+    """Counts a wrong password with one atomic upsert, so concurrent guesses all count."""
+    table = LoginLockout.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    upsert = (
+        dialect.insert(table)
+        .values(user_id=user_id, failures=1, locked_until=None, last_failure_at=now)
+        .on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={"failures": table.c.failures + 1, "last_failure_at": now},
+        )
+        .returning(table.c.failures)
+    )
+    connection = await session.connection()
+    failures = (await connection.execute(upsert)).scalar_one()
+    lock = policy.lock_for(failures)
     if lock is not None:
-        row.locked_until = now + lock
-    session.add(row)
-    await session.flush()
-    return row
+        await connection.execute(
+            update(table).where(table.c.user_id == user_id).values(locked_until=now + lock)
+        )
 
 
 async def clear(session: AsyncSession, user_id: str) -> None:

@@ -12,7 +12,6 @@ from litestar.params import JSONBody
 from litestar.security.jwt import Token
 
 from api.auth import COOKIE_NAME
-from api.db import transaction
 from api.params import DB
 from api.ratelimit import enforce, sign_in_limit
 from catalog.errors import InvalidCredentials
@@ -63,21 +62,17 @@ class Me(msgspec.Struct):
 async def sign_in(request: Request[Any, Any, Any], username: str, password: str) -> User:
     """The user, or InvalidCredentials (logged) for every refusal: wrong, unknown, locked.
 
-    Its own transaction, committed even when the sign-in is refused: the failure must count
-    towards the account's lock, where the request's transaction would roll it back.
+    Not in the request's transaction: a refusal must still commit the failure it counts.
     """
     await enforce(request, sign_in_limit(request))
     settings = request.app.state.settings
     policy = LockoutPolicy(settings.login_lockout_failures, settings.login_lockout_seconds)
-    refused = None
-    async with transaction(request.app.state.session_factory) as session:
-        try:
-            return await authenticate(session, username, password, policy)
-        except InvalidCredentials as error:
-            refused = error
-    client = request.client.host if request.client else None
-    log.warning("login failed", username=username, client=client, path=request.url.path)
-    raise refused
+    try:
+        return await authenticate(request.app.state.session_factory, username, password, policy)
+    except InvalidCredentials:
+        client = request.client.host if request.client else None
+        log.warning("login failed", username=username, client=client, path=request.url.path)
+        raise
 
 
 class AuthController(Controller):
