@@ -14,7 +14,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
@@ -36,6 +35,8 @@ from api.pages import create_pages_router
 from api.pages.errors import address_not_found
 from api.pages.templating import template_config
 from api.problems import problem_details_plugin, unexpected_error
+from api.redoc import SelfHostedRedoc
+from api.security_headers import security_headers
 from api.settings import Settings
 from api.sweep import periodic_sweep
 from catalog.errors import CatalogError
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             }
         ),
         lifespan=[lifespan, periodic_sweep],
+        before_send=[security_headers(settings.secure_cookies)],
         on_app_init=[auth.on_app_init],
         middleware=[
             RequestIdMiddleware(),
@@ -128,11 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             path="/schema",
             render_plugins=[
-                RedocRenderPlugin(
-                    js_url="/static/vendor/redoc.standalone.js",
-                    google_fonts=False,
-                    favicon="",  # the default points at a CDN
-                )
+                SelfHostedRedoc(js_url="/static/vendor/redoc.standalone.js", google_fonts=False)
             ],
             components=Components(
                 security_schemes={
