@@ -15,7 +15,7 @@ from litestar.di import Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,6 +31,7 @@ from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
 from api.controllers.stations import StationController
 from api.logging import RequestIdMiddleware, structlog_plugin
+from api.metrics import MetricsController
 from api.pages import create_pages_router
 from api.pages.errors import address_not_found
 from api.pages.templating import template_config
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProductController,
             OrderController,
             LedgerController,
-            PrometheusController,
+            *([MetricsController] if settings.metrics_enabled else []),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),
         ],

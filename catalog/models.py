@@ -123,14 +123,17 @@ class LoginLockout(SQLModel, table=True):
 
 
 class RateLimitHit(SQLModel, table=True):
-    """Requests counted against a limit in one fixed window, shared by every worker."""
+    """Requests counted against a limit in a key's current window, shared by every worker.
+
+    Times are whole seconds since the epoch: the counting is one upsert of integer sums.
+    """
 
     __tablename__ = "rate_limit_hits"
 
     key: str = Field(primary_key=True, max_length=200)
-    window_start: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    window_start: int = Field(sa_type=sa.BigInteger)
     hits: int = 0
-    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    expires_at: int = Field(sa_type=sa.BigInteger, index=True)
 
 
 class Product(SQLModel, table=True):

@@ -1,12 +1,13 @@
-"""Fixed-window request counting in the database, so every worker and instance shares it.
+"""Request counting in the database, so every worker and instance shares one count.
 
-One row per key and window, incremented by a single atomic upsert: concurrent requests,
-whichever process serves them, never read the same count twice.
+A key's window opens at its first request and lasts `seconds`; the next request after it
+opens a new one. Each request is one atomic upsert: concurrent requests, whichever process
+serves them, never read the same count twice.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -14,28 +15,27 @@ from catalog.models import RateLimitHit
 
 
 async def hit(session: AsyncSession, key: str, seconds: int, now: datetime) -> tuple[int, int]:
-    """Counts one request under `key`: its number within the current window of `seconds`,
-    and the seconds until that window ends."""
+    """Counts one request under `key`: its number within the key's current window, and the
+    whole seconds until that window closes."""
     epoch = int(now.timestamp())
-    window_start = epoch - epoch % seconds
-    ends = window_start + seconds
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     table = RateLimitHit.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    over = table.c.window_start + seconds <= epoch
     upsert = (
         dialect.insert(table)
-        .values(
-            key=key,
-            window_start=window_start,
-            hits=1,
-            expires_at=datetime.fromtimestamp(ends, now.tzinfo) + timedelta(seconds=1),
-        )
+        .values(key=key, window_start=epoch, hits=1, expires_at=epoch + seconds)
         .on_conflict_do_update(
-            index_elements=["key", "window_start"], set_={"hits": table.c.hits + 1}
+            index_elements=["key"],
+            set_={
+                "hits": case((over, 1), else_=table.c.hits + 1),
+                "window_start": case((over, epoch), else_=table.c.window_start),
+                "expires_at": case((over, epoch + seconds), else_=table.c.expires_at),
+            },
         )
-        .returning(table.c.hits)
+        .returning(table.c.hits, table.c.window_start)
     )
     connection = await session.connection()
-    hits = (await connection.execute(upsert)).scalar_one()
-    # Forget windows that are over (the index on expires_at keeps this a short range scan).
-    await connection.execute(delete(table).where(table.c.expires_at < now))
-    return hits, max(1, ends - epoch)
+    hits, window_start = (await connection.execute(upsert)).one()
+    # Forget closed windows (the index on expires_at keeps this a short range scan).
+    await connection.execute(delete(table).where(table.c.expires_at < epoch))
+    return hits, max(1, window_start + seconds - epoch)

@@ -62,7 +62,8 @@ def test_the_api_documentation_renders_under_its_own_policy(browser: Browser, se
     try:
         page = context.new_page()
         visit(page, "/schema")
-        expect(page.get_by_role("heading", name=re.compile("Cloud Exchange API"))).to_be_visible()
+        heading = page.get_by_role("heading", name=re.compile("Cloud Exchange API"))
+        expect(heading).to_be_visible(timeout=30_000)  # Redoc renders a large schema
         expect(page.get_by_text("/api/auth/token").first).to_be_attached()
     finally:
         context.close()

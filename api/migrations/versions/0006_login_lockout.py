@@ -28,9 +28,9 @@ def upgrade() -> None:
     op.create_table(
         "rate_limit_hits",
         sa.Column("key", sa.String(200), primary_key=True),
-        sa.Column("window_start", sa.BigInteger(), primary_key=True),
+        sa.Column("window_start", sa.BigInteger(), nullable=False),
         sa.Column("hits", sa.Integer(), nullable=False),
-        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_rate_limit_hits_expires_at", "rate_limit_hits", ["expires_at"])
 
