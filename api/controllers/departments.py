@@ -20,7 +20,7 @@ from api.ratelimit import application_limit, enforce
 from catalog import departments, lockout, members
 from catalog.departments import NewCoordinator, NewDepartment
 from catalog.identity import Identity
-from catalog.models import Department, DepartmentStatus, Role
+from catalog.models import Department, DepartmentStatus, Role, utcnow
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -95,15 +95,18 @@ class MemberOut(msgspec.Struct):
     display_name: str
     roles: list[str]
     initial_password: str | None = None
+    # Signing in is refused after repeated wrong passwords until time or …/unlock lifts it.
+    locked: bool = False
 
     @classmethod
-    def of(cls, member: members.Member) -> "MemberOut":
+    def of(cls, member: members.Member, locked: bool = False) -> "MemberOut":
         return cls(
             id=member.user.id,
             username=member.user.username,
             display_name=member.user.display_name,
             roles=sorted(role.value for role in member.roles),
             initial_password=member.initial_password,
+            locked=locked,
         )
 
 
@@ -204,7 +207,8 @@ class DepartmentController(Controller):
     ) -> MemberPage:
         await departments.get_department(db, request.user, department_id)
         page = await members.list_members(db, department_id, limit=limit, after=after)
-        return MemberPage([MemberOut.of(m) for m in page.items], page.next)
+        locked = await lockout.locked_users(db, [m.user.id for m in page.items], utcnow())
+        return MemberPage([MemberOut.of(m, m.user.id in locked) for m in page.items], page.next)
 
     @post(
         "/{department_id:str}/members",

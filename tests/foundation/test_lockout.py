@@ -106,8 +106,36 @@ async def test_a_coordinator_unlocks_a_member_of_their_department_only(
     assert (await proxied.post(member, headers=world.headers["emp-a2"])).status_code == 403
     assert (await attempt(proxied, PASSWORD)).status_code == 401  # still locked
 
+    listing = await proxied.get(
+        f"/api/departments/{world.dept_a}/members", headers=world.headers["coord-a"]
+    )
+    assert {m["username"] for m in listing.json()["items"] if m["locked"]} == {"emp-a"}
+
     assert (await proxied.post(member, headers=world.headers["coord-a"])).status_code == 204
     assert (await attempt(proxied, PASSWORD)).status_code == 200
+
+
+async def test_the_members_page_shows_a_lock_and_lifts_it(
+    proxied: AsyncTestClient,
+    world: World,
+    session_factory: async_sessionmaker[AsyncSession],  # type: ignore[type-arg]
+) -> None:
+    for _ in range(5):
+        await attempt(proxied, "wrong-password")
+    row = await lockout_of(session_factory)
+    assert row is not None
+    proxied.cookies.clear()
+    await proxied.post("/api/auth/token", json={"username": "coord-a", "password": PASSWORD})
+    page = await proxied.get("/coord/members")
+    form = f'action="/coord/members/{row.user_id}/unlock"'
+    assert form in page.text
+    token = page.cookies.get("exchange_csrf") or proxied.cookies.get("exchange_csrf")
+    unlocked = await proxied.post(
+        f"/coord/members/{row.user_id}/unlock", headers={"x-csrftoken": token or ""}
+    )
+    assert unlocked.status_code == 200, unlocked.text
+    assert "emp-a" in unlocked.text and form not in unlocked.text
+    assert await lockout_of(session_factory) is None
 
 
 async def test_the_sign_in_page_answers_a_locked_account_like_a_wrong_password(
