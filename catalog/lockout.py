@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+import structlog
 from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import select
@@ -17,6 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.errors import NotFound
 from catalog.models import LoginLockout, Role, User
+
+log = structlog.get_logger()
 
 if TYPE_CHECKING:  # catalog.identity signs in through this module
     from catalog.identity import Identity
@@ -59,6 +62,9 @@ async def record_failure(
     failures = (await connection.execute(upsert)).scalar_one()
     lock = policy.lock_for(failures)
     if lock is not None:
+        log.warning(
+            "account locked", user_id=user_id, failures=failures, seconds=int(lock.total_seconds())
+        )
         await connection.execute(
             update(table).where(table.c.user_id == user_id).values(locked_until=now + lock)
         )

@@ -126,6 +126,16 @@ async def test_sign_in_is_rate_limited_per_client(
         ]
         assert statuses == [401, 401, 401, 429]
         assert (await client.get("/health")).status_code == 200  # other routes are not limited
+        # Every 429 says when to come back: the API's problem and the sign-in page alike.
+        api = await client.post("/api/auth/token", json={"username": "emp-a", "password": "x"})
+        await client.get("/login")  # sets the CSRF cookie the form needs
+        csrf = {"x-csrftoken": client.cookies.get("exchange_csrf") or ""}
+        form = await client.post(
+            "/login", data={"username": "emp-a", "password": "x"}, headers=csrf
+        )
+        for refused in (api, form):
+            assert refused.status_code == 429
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
 async def test_no_token_means_401_problem(client: AsyncTestClient[Litestar], world: World) -> None:
