@@ -6,22 +6,22 @@ import io
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.departments import get_active_department
-from catalog.errors import CatalogError, ImportRejected, InvalidField
+from catalog.errors import ImportRejected, InvalidField
 from catalog.identity import (
     Identity,
     create_user,
-    insert_user,
     roles_of,
     validate_password,
     validate_roles,
     validate_username,
 )
-from catalog.models import Role, User
+from catalog.models import Role, User, UserRole
 from catalog.paging import Page, page_of
 from catalog.passwords import hash_password
 
@@ -132,24 +132,35 @@ async def import_members(
             for row, generated in zip(rows, initial, strict=True)
         )
     )
-    members = []
+    users = [
+        User(
+            username=row.username,
+            display_name=row.display_name,
+            password_hash=password_hash,
+            department_id=department_id,
+        )
+        for row, password_hash in zip(rows, hashes, strict=True)
+    ]
+    # One bulk insert: the names were checked free above, and a name taken in between by a
+    # concurrent request fails the unique index, rolling the whole file back.
     async with session_factory() as session, session.begin():
-        for row, generated, password_hash in zip(rows, initial, hashes, strict=True):
-            try:
-                user = await insert_user(
-                    session,
-                    username=row.username,
-                    display_name=row.display_name,
-                    password_hash=password_hash,
-                    department_id=department_id,
-                    roles=row.roles,
-                )
-            except CatalogError as error:  # e.g. a name taken by a concurrent request
-                raise ImportRejected(
-                    [{"row": row.line, "field": "username", "error": error.detail}]
-                ) from None
-            members.append(Member(user, row.roles, generated))
-    return members
+        session.add_all(users)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise ImportRejected(
+                [{"row": None, "field": "username", "error": "a username was taken meanwhile"}]
+            ) from None
+        session.add_all(
+            UserRole(user_id=user.id, role=role)
+            for user, row in zip(users, rows, strict=True)
+            for role in row.roles
+        )
+        await session.flush()
+    return [
+        Member(user, row.roles, generated)
+        for user, row, generated in zip(users, rows, initial, strict=True)
+    ]
 
 
 def read_rows(data: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
