@@ -128,6 +128,28 @@ def create_user(
     click.echo(f"created user {username} ({user_id})")
 
 
+@users.command("unlock")
+@click.argument("username")
+def unlock_user(username: str) -> None:
+    """Lift a sign-in lockout, e.g. a platform admin's (coordinators unlock their members)."""
+    from sqlmodel import select
+
+    from catalog import lockout
+    from catalog.models import User
+
+    async def run(session_factory: async_sessionmaker[AsyncSession]) -> bool:
+        async with db.transaction(session_factory) as session:
+            found = await session.exec(select(User.id).where(User.username == username))
+            user_id = found.first()
+            if user_id is not None:
+                await lockout.clear(session, user_id)
+            return user_id is not None
+
+    if not asyncio.run(_with_sessions(Settings(), run)):
+        raise click.ClickException(f"no user {username!r}")
+    click.echo(f"{username} can sign in again")
+
+
 async def _with_sessions(
     settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
