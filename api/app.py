@@ -14,16 +14,15 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.auth import create_auth
 from api.boundary import check_input
-from api.controllers.auth import AuthController, login_rate_limit
+from api.controllers.auth import AuthController
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
 from api.controllers.dropoffs import DropoffController
@@ -35,10 +34,13 @@ from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.logging import RequestIdMiddleware, structlog_plugin
+from api.metrics import MetricsController
 from api.pages import create_pages_router
 from api.pages.errors import address_not_found
 from api.pages.templating import template_config
 from api.problems import problem_details_plugin, unexpected_error
+from api.redoc import SelfHostedRedoc
+from api.security_headers import security_headers
 from api.settings import Settings
 from api.sweep import periodic_sweep
 from catalog.errors import CatalogError
@@ -92,7 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OrderController,
             LedgerController,
             ReportController,
-            PrometheusController,
+            *([MetricsController] if settings.metrics_enabled else []),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),
         ],
@@ -107,11 +109,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             }
         ),
         lifespan=[lifespan, periodic_sweep],
+        before_send=[security_headers(settings.secure_cookies)],
         on_app_init=[auth.on_app_init],
         middleware=[
             RequestIdMiddleware(),
             prometheus.middleware,
-            login_rate_limit(settings.login_attempts_per_minute).middleware,
         ],
         plugins=[
             structlog_plugin(settings.log_format, settings.log_level),
@@ -134,11 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1.0.0",
             path="/schema",
             render_plugins=[
-                RedocRenderPlugin(
-                    js_url="/static/vendor/redoc.standalone.js",
-                    google_fonts=False,
-                    favicon="",  # the default points at a CDN
-                )
+                SelfHostedRedoc(js_url="/static/vendor/redoc.standalone.js", google_fonts=False)
             ],
             components=Components(
                 security_schemes={

@@ -4,7 +4,7 @@ import asyncio
 import getpass
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 import uvicorn
@@ -30,7 +30,20 @@ def serve(host: str, port: int) -> None:
     """Run the service (migrates the database first)."""
     from api.app import create_app
 
-    uvicorn.run(create_app(Settings()), host=host, port=port, log_config=None, access_log=False)
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the app. Forwarded headers count only from EXCHANGE_TRUSTED_PROXIES:
+    uvicorn's own default would believe any X-Forwarded-For sent from 127.0.0.1."""
+    trusted = settings.trusted_proxies.strip()
+    return {
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": bool(trusted),
+        "forwarded_allow_ips": trusted or "",
+    }
 
 
 @main.group(name="db")
@@ -63,7 +76,7 @@ def demo(host: str, port: int) -> None:
     for account in accounts:
         click.echo(f"  {account.username:<10} {account.roles:<24} {account.department}")
     click.echo(f"\nOpen http://{host}:{port}/ — API docs at http://{host}:{port}/schema\n")
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
 
 
 @main.group()
@@ -113,6 +126,28 @@ def create_user(
     except CatalogError as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"created user {username} ({user_id})")
+
+
+@users.command("unlock")
+@click.argument("username")
+def unlock_user(username: str) -> None:
+    """Lift a sign-in lockout, e.g. a platform admin's (coordinators unlock their members)."""
+    from sqlmodel import select
+
+    from catalog import lockout
+    from catalog.models import User
+
+    async def run(session_factory: async_sessionmaker[AsyncSession]) -> bool:
+        async with db.transaction(session_factory) as session:
+            found = await session.exec(select(User.id).where(User.username == username))
+            user_id = found.first()
+            if user_id is not None:
+                await lockout.clear(session, user_id)
+            return user_id is not None
+
+    if not asyncio.run(_with_sessions(Settings(), run)):
+        raise click.ClickException(f"no user {username!r}")
+    click.echo(f"{username} can sign in again")
 
 
 async def _with_sessions(

@@ -12,24 +12,7 @@ _TEMPLATE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>{{ department }} · 回收点二维码</title>
-<style>
-  @page { size: A4 portrait; margin: 15mm; }
-  * { box-sizing: border-box; }
-  body { margin: 0; font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei",
-         sans-serif; color: #111; }
-  .poster { height: 267mm; display: flex; flex-direction: column; align-items: center;
-            justify-content: center; text-align: center; page-break-after: always;
-            break-after: page; }
-  .poster:last-child { page-break-after: auto; break-after: auto; }
-  .event { font-size: 16pt; letter-spacing: 0.1em; margin: 0 0 4mm; }
-  h1 { font-size: 30pt; margin: 0 0 3mm; }
-  .location { font-size: 14pt; margin: 0 0 8mm; color: #333; }
-  .qr svg { width: 120mm; height: 120mm; }
-  .instruction { font-size: 20pt; margin: 8mm 0 4mm; font-weight: bold; }
-  .department { font-size: 14pt; margin: 0; }
-  .code { font-family: monospace; font-size: 11pt; color: #555; margin-top: 3mm; }
-  .empty { padding: 40mm; text-align: center; font-size: 16pt; }
-</style>
+<link rel="stylesheet" href="/static/css/posters.css">
 </head>
 <body>
 {% for poster in posters %}

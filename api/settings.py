@@ -1,11 +1,12 @@
 """Settings: one typed object read from the environment (prefix EXCHANGE_) or an optional .env."""
 
+import ipaddress
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.signing import KeyRing
@@ -24,15 +25,39 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     login_attempts_per_minute: int = Field(default=10, ge=1)
+    # Wrong passwords in a row before an account locks, and the first lock's length.
+    login_lockout_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: int = Field(default=60, ge=1)
+    applications_per_hour: int = Field(default=5, ge=1)
     order_expiry_hours: int = Field(default=7 * 24, ge=1)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
     secure_cookies: bool = False
+    # Addresses or networks (comma-separated) of the reverse proxies whose X-Forwarded-For
+    # and X-Forwarded-Proto are believed; empty: none, the peer's address is the client's.
+    trusted_proxies: str = ""
+    # /metrics is off unless one of these is set: a bearer token, or addresses/networks.
+    metrics_token: str = ""
+    metrics_allow: str = ""
+
+    @field_validator("trusted_proxies", "metrics_allow")
+    @classmethod
+    def _addresses(cls, value: str, info: ValidationInfo) -> str:
+        for item in value.split(","):
+            if item.strip() == "*" and info.field_name == "trusted_proxies":
+                continue  # uvicorn's "every peer is a proxy"
+            if item.strip():
+                ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
+        return value
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.resolve()
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'exchange.db'}"
         self.public_base_url = self.public_base_url.rstrip("/")
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.metrics_token or self.metrics_allow)
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,14 +2,24 @@
 
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.errors import Conflict, DepartmentNotApproved, InvalidStatusChange, NotFound
-from catalog.identity import Identity, create_user
+from catalog.identity import (
+    Identity,
+    insert_user,
+    validate_display_name,
+    validate_password,
+    validate_username,
+)
 from catalog.models import Department, DepartmentStatus, Role, utcnow
 from catalog.paging import Page, page_of
+from catalog.passwords import hash_password
+
+log = structlog.get_logger()
 
 ALLOWED_CHANGES = {
     (DepartmentStatus.pending, DepartmentStatus.approved),
@@ -44,7 +54,19 @@ async def register_department(
     actor_id: str | None,
     coordinator: NewCoordinator | None = None,
 ) -> Department:
-    """A department starts `pending`; its first coordinator, if given, is created with it."""
+    """A department starts `pending`; its first coordinator, if given, is created with it.
+
+    Anyone may apply, so the answer must not reveal whether a username exists: when the
+    coordinator's username is taken the application is accepted all the same, without the
+    account, and the operator sees at review that it has no coordinator (and suspends it).
+    """
+    password_hash = None
+    if coordinator is not None:
+        validate_username(coordinator.username)
+        validate_password(coordinator.password)
+        validate_display_name(coordinator.display_name)
+        # Hashed before the first query: on SQLite a transaction holds the write lock.
+        password_hash = await hash_password(coordinator.password)
     found = await session.exec(select(Department.id).where(Department.name == details.name))
     if found.first() is not None:
         raise Conflict(f"A department named {details.name!r} is already registered.")
@@ -54,15 +76,23 @@ async def register_department(
         await session.flush()
     except IntegrityError:
         raise Conflict(f"A department named {details.name!r} is already registered.") from None
-    if coordinator is not None:
-        await create_user(
-            session,
-            username=coordinator.username,
-            display_name=coordinator.display_name,
-            password=coordinator.password,
-            department_id=department.id,
-            roles=[Role.coordinator, Role.employee],
-        )
+    if coordinator is not None and password_hash is not None:
+        try:
+            async with session.begin_nested():
+                await insert_user(
+                    session,
+                    username=coordinator.username,
+                    display_name=coordinator.display_name,
+                    password_hash=password_hash,
+                    department_id=department.id,
+                    roles=frozenset({Role.coordinator, Role.employee}),
+                )
+        except Conflict:
+            log.warning(
+                "department application names a taken username",
+                department_id=department.id,
+                username=coordinator.username,
+            )
     return department
 
 

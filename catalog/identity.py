@@ -7,10 +7,13 @@ from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from catalog import lockout
 from catalog.errors import Conflict, InvalidCredentials, InvalidField
+from catalog.lockout import LockoutPolicy
 from catalog.models import Department, DepartmentStatus, RevokedToken, Role, User, UserRole, utcnow
 from catalog.passwords import hash_password, verify_password
 
@@ -92,15 +95,39 @@ async def create_user(
 ) -> User:
     validate_username(username)
     validate_password(password)
+    validate_display_name(display_name)
+    parsed_roles = validate_roles(roles, platform=department_id is None)
+    return await insert_user(
+        session,
+        username=username,
+        display_name=display_name,
+        password_hash=await hash_password(password),
+        department_id=department_id,
+        roles=parsed_roles,
+    )
+
+
+def validate_display_name(display_name: str) -> None:
     if not display_name.strip() or len(display_name) > 100:
         raise InvalidField("display_name", "1-100 characters")
-    parsed_roles = validate_roles(roles, platform=department_id is None)
+
+
+async def insert_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    display_name: str,
+    password_hash: str,
+    department_id: str | None,
+    roles: frozenset[Role],
+) -> User:
+    """Adds a user whose fields were validated and whose password is already hashed."""
     if await username_taken(session, username):
         raise Conflict(f"The username {username!r} is already taken.")
     user = User(
         username=username,
         display_name=display_name.strip(),
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         department_id=department_id,
     )
     session.add(user)
@@ -109,7 +136,7 @@ async def create_user(
     except IntegrityError:
         # A concurrent request took the name between our check and the insert.
         raise Conflict(f"The username {username!r} is already taken.") from None
-    session.add_all(UserRole(user_id=user.id, role=role) for role in parsed_roles)
+    session.add_all(UserRole(user_id=user.id, role=role) for role in roles)
     await session.flush()
     return user
 
@@ -131,14 +158,35 @@ async def roles_of(session: AsyncSession, user_ids: list[str]) -> dict[str, froz
     return {user_id: frozenset(roles) for user_id, roles in found.items()}
 
 
-async def authenticate(session: AsyncSession, username: str, password: str) -> User:
-    found = await session.exec(select(User).where(User.username == username))
-    user = found.first()
-    if not verify_password(user.password_hash if user else None, password):
+async def authenticate(
+    session_factory: async_sessionmaker[AsyncSession],
+    username: str,
+    password: str,
+    policy: LockoutPolicy | None = None,
+    now: datetime | None = None,
+) -> User:
+    """The user, if the password is right and the account neither locked nor inactive.
+
+    Every refusal is the same InvalidCredentials; a wrong password counts towards the lock.
+    The password is verified between two short transactions, never inside one: on SQLite a
+    transaction holds the database's write lock, and a verification costs a quarter second.
+    """
+    policy = policy or LockoutPolicy()
+    now = now or utcnow()
+    async with session_factory() as session, session.begin():
+        user = (await session.exec(select(User).where(User.username == username))).first()
+    # Verified even when the account is unknown or locked, so each refusal takes as long.
+    matches = await verify_password(user.password_hash if user else None, password)
+    if user is None:
         raise InvalidCredentials()
-    if user is None or not user.is_active:
-        raise InvalidCredentials()
-    return user
+    async with session_factory() as session, session.begin():
+        if not matches:
+            await lockout.record_failure(session, user.id, policy, now)
+        # Checked after the verification: concurrent wrong guesses may have locked it since.
+        elif not await lockout.is_locked(session, user.id, now) and user.is_active:
+            await lockout.clear(session, user.id)
+            return user
+    raise InvalidCredentials()
 
 
 async def load_identity(session: AsyncSession, user_id: str) -> Identity | None:

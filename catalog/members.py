@@ -1,23 +1,29 @@
 """A department's members: listing, adding one, and all-or-nothing CSV import."""
 
+import asyncio
 import csv
 import io
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.errors import CatalogError, ImportRejected, InvalidField
+from catalog.departments import get_active_department
+from catalog.errors import ImportRejected, InvalidField
 from catalog.identity import (
+    Identity,
     create_user,
     roles_of,
     validate_password,
     validate_roles,
     validate_username,
 )
-from catalog.models import Role, User
+from catalog.models import Role, User, UserRole
 from catalog.paging import Page, page_of
+from catalog.passwords import hash_password
 from catalog.text import unstorable_character
 
 REQUIRED_COLUMNS = ("username", "display_name")
@@ -96,23 +102,80 @@ def decode_csv(data: bytes) -> str:
     )
 
 
-def _read_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
-    """The header and the rows; a cell past csv's field size limit refuses the file."""
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        header = [name.strip() for name in reader.fieldnames or []]
-        reader.fieldnames = header
-        return header, list(reader)
-    # e.g. "field larger than field limit (131072)", raised before the line counts as read
-    except csv.Error as error:
-        raise ImportRejected(
-            [{"row": reader.line_num + 1, "field": None, "error": f"unreadable CSV: {error}"}]
-        ) from None
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    username: str
+    display_name: str
+    roles: frozenset[Role]
+    password: str | None
 
 
-async def import_members(session: AsyncSession, department_id: str, data: bytes) -> list[Member]:
-    """Adds every row or none: any bad row rejects the file with a report of every problem."""
-    header, rows = _read_rows(decode_csv(data))
+async def import_members(
+    session_factory: async_sessionmaker[AsyncSession],
+    caller: Identity,
+    department_id: str,
+    data: bytes,
+) -> list[Member]:
+    """Adds every row or none: any bad row rejects the file with a report of every problem.
+
+    Parsing and hashing (a quarter of a second a password) run off the event loop and
+    outside any transaction: on SQLite a transaction holds the database's write lock, and
+    thousands of hashes inside one would stall every other request for minutes.
+    """
+    rows, problems = await asyncio.to_thread(read_rows, data)
+    async with session_factory() as session, session.begin():
+        await get_active_department(session, caller, department_id)
+        seen = {row.username: row.line for row in rows}
+        taken = await session.exec(select(User.username).where(col(User.username).in_(list(seen))))
+        problems += [
+            {"row": seen[username], "field": "username", "error": "already taken"}
+            for username in taken.all()
+        ]
+    if problems:
+        raise ImportRejected(sorted(problems, key=lambda p: (p["row"] or 0, str(p["field"]))))
+
+    initial = [None if row.password else generate_password() for row in rows]
+    hashes = await asyncio.gather(
+        *(
+            hash_password(row.password or generated or "")
+            for row, generated in zip(rows, initial, strict=True)
+        )
+    )
+    users = [
+        User(
+            username=row.username,
+            display_name=row.display_name,
+            password_hash=password_hash,
+            department_id=department_id,
+        )
+        for row, password_hash in zip(rows, hashes, strict=True)
+    ]
+    # One bulk insert: the names were checked free above, and a name taken in between by a
+    # concurrent request fails the unique index, rolling the whole file back.
+    async with session_factory() as session, session.begin():
+        session.add_all(users)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise ImportRejected(
+                [{"row": None, "field": "username", "error": "a username was taken meanwhile"}]
+            ) from None
+        session.add_all(
+            UserRole(user_id=user.id, role=role)
+            for user, row in zip(users, rows, strict=True)
+            for role in row.roles
+        )
+        await session.flush()
+    return [
+        Member(user, row.roles, generated)
+        for user, row, generated in zip(users, rows, initial, strict=True)
+    ]
+
+
+def read_rows(data: bytes) -> tuple[list[ImportRow], list[dict[str, object]]]:
+    """The file's valid rows, and the problems of the others (CPU work: run off the loop)."""
+    header, rows = _read_csv(decode_csv(data))
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     unknown = [name for name in header if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown:
@@ -129,7 +192,7 @@ async def import_members(session: AsyncSession, department_id: str, data: bytes)
 
     problems: list[dict[str, object]] = []
     seen: dict[str, int] = {}
-    parsed: list[tuple[str, str, list[str], str | None]] = []
+    parsed: list[ImportRow] = []
     for line, row in enumerate(rows, start=2):  # line 1 is the header
         if None in row:
             problems.append({"row": line, "field": None, "error": "more cells than columns"})
@@ -139,38 +202,34 @@ async def import_members(session: AsyncSession, department_id: str, data: bytes)
         roles = [r.strip() for r in (row.get("roles") or "employee").replace(",", ";").split(";")]
         roles = [r for r in roles if r]
         password = (row.get("password") or "").strip() or None
-        problems += _row_problems(line, username, display_name, roles, password)
+        row_problems = _row_problems(line, username, display_name, roles, password)
+        problems += row_problems
         if username in seen:
             problems.append(
                 {"row": line, "field": "username", "error": f"duplicate of row {seen[username]}"}
             )
         seen.setdefault(username, line)
-        parsed.append((username, display_name, roles, password))
-
-    taken = await session.exec(select(User.username).where(col(User.username).in_(list(seen))))
-    for username in taken.all():
-        problems.append({"row": seen[username], "field": "username", "error": "already taken"})
-    if problems:
-        raise ImportRejected(sorted(problems, key=lambda p: (p["row"] or 0, str(p["field"]))))
-
-    members = []
-    for username, display_name, roles, password in parsed:
-        try:
-            members.append(
-                await add_member(
-                    session,
-                    department_id,
-                    username=username,
-                    display_name=display_name,
-                    roles=roles,
-                    password=password,
+        if not row_problems:
+            parsed.append(
+                ImportRow(
+                    line, username, display_name, validate_roles(roles, platform=False), password
                 )
             )
-        except CatalogError as error:  # e.g. a name taken by a concurrent request
-            raise ImportRejected(
-                [{"row": seen[username], "field": "username", "error": error.detail}]
-            ) from None
-    return members
+    return parsed, problems
+
+
+def _read_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """The header and the rows; a cell past csv's field size limit refuses the file."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = [name.strip() for name in reader.fieldnames or []]
+        reader.fieldnames = header
+        return header, list(reader)
+    # e.g. "field larger than field limit (131072)", raised before the line counts as read
+    except csv.Error as error:
+        raise ImportRejected(
+            [{"row": reader.line_num + 1, "field": None, "error": f"unreadable CSV: {error}"}]
+        ) from None
 
 
 def _row_problems(

@@ -108,6 +108,34 @@ class RevokedToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
 
 
+class LoginLockout(SQLModel, table=True):
+    """An account's failed sign-ins in a row and until when it refuses every sign-in.
+
+    In the database, not in a process, so every worker and instance counts the same failures.
+    """
+
+    __tablename__ = "login_lockouts"
+
+    user_id: str = Field(foreign_key="users.id", primary_key=True, max_length=32)
+    failures: int = 0
+    locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_failure_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RateLimitHit(SQLModel, table=True):
+    """Requests counted against a limit in a key's current window, shared by every worker.
+
+    Times are whole seconds since the epoch: the counting is one upsert of integer sums.
+    """
+
+    __tablename__ = "rate_limit_hits"
+
+    key: str = Field(primary_key=True, max_length=200)
+    window_start: int = Field(sa_type=sa.BigInteger)
+    hits: int = 0
+    expires_at: int = Field(sa_type=sa.BigInteger, index=True)
+
+
 class Product(SQLModel, table=True):
     """A product of a department's village catalog. Orders snapshot its price and value."""
 

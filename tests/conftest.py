@@ -7,7 +7,6 @@ see each other's rows; the PostgreSQL databases this run creates are dropped at 
 
 import asyncio
 import fcntl
-import functools
 import os
 import secrets
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -184,14 +184,19 @@ def _department(name: str) -> NewDepartment:
     )
 
 
-@functools.cache
-def _password_hash() -> str:
-    return passwords.hash_password(PASSWORD)
+_PASSWORD_HASH: list[str] = []
 
 
-def fast_hash(password: str) -> str:
-    """argon2 costs ~0.1 s a hash by design; tests reuse one real hash of PASSWORD."""
-    return _password_hash() if password == PASSWORD else passwords.hash_password(password)
+async def fast_hash(password: str) -> str:
+    """argon2 costs ~0.1 s a hash by design; tests reuse one real argon2id hash of PASSWORD,
+    made with the cheapest parameters so that every sign-in's verification is quick too."""
+    if password != PASSWORD:
+        return await passwords.hash_password(password)
+    if not _PASSWORD_HASH:
+        _PASSWORD_HASH.append(
+            PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+        )
+    return _PASSWORD_HASH[0]
 
 
 def bearer(client: AsyncTestClient[Litestar], user_id: str) -> dict[str, str]:

@@ -8,16 +8,17 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.params import JSONBody
 from litestar.security.jwt import Token
 
 from api.auth import COOKIE_NAME
 from api.controllers.refusals import refusals
 from api.params import DB
+from api.ratelimit import enforce, sign_in_limit
 from catalog.errors import InvalidCredentials
 from catalog.identity import Identity, authenticate, revoke_token
-from catalog.models import Department
+from catalog.lockout import LockoutPolicy
+from catalog.models import Department, User
 from exchange.points import points_of
 
 log = structlog.get_logger()
@@ -59,17 +60,20 @@ class Me(msgspec.Struct):
     balance: Balance | None = None  # None for platform-wide staff
 
 
-LOGIN_PATHS = frozenset({"/api/auth/token", "/login"})
+async def sign_in(request: Request[Any, Any, Any], username: str, password: str) -> User:
+    """The user, or InvalidCredentials (logged) for every refusal: wrong, unknown, locked.
 
-
-def login_rate_limit(per_minute: int) -> RateLimitConfig:
-    """Throttles sign-in attempts (the POSTs) per client address; other routes are not limited."""
-    return RateLimitConfig(
-        rate_limit=("minute", per_minute),
-        check_throttle_handler=lambda request: (
-            request.method == "POST" and request.url.path in LOGIN_PATHS
-        ),
-    )
+    Not in the request's transaction: a refusal must still commit the failure it counts.
+    """
+    await enforce(request, sign_in_limit(request))
+    settings = request.app.state.settings
+    policy = LockoutPolicy(settings.login_lockout_failures, settings.login_lockout_seconds)
+    try:
+        return await authenticate(request.app.state.session_factory, username, password, policy)
+    except InvalidCredentials:
+        client = request.client.host if request.client else None
+        log.warning("login failed", username=username, client=client, path=request.url.path)
+        raise
 
 
 class AuthController(Controller):
@@ -86,14 +90,9 @@ class AuthController(Controller):
         ),
     )
     async def token(
-        self, request: Request[Any, Any, Any], db: DB, data: JSONBody[Credentials]
+        self, request: Request[Any, Any, Any], data: JSONBody[Credentials]
     ) -> Response[AccessToken]:
-        try:
-            user = await authenticate(db, data.username, data.password)
-        except InvalidCredentials:
-            client = request.client.host if request.client else None
-            log.warning("login failed", username=data.username, client=client)
-            raise
+        user = await sign_in(request, data.username, data.password)
         auth = request.app.state.auth
         seconds = int(auth.default_token_expiration.total_seconds())
         encoded = auth.create_token(user.id, token_unique_jwt_id=secrets.token_hex(16))

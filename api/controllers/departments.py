@@ -3,22 +3,29 @@
 from typing import Annotated, Any
 
 import msgspec
+import structlog
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
 from litestar.params import FromPath, JSONBody, MultipartBody
 from litestar.security.jwt import Token
 
 from api.auth import optional_identity, requires
 from api.params import DB, DEFAULT_LIMIT, After, Limit
-from catalog import departments, members
+from api.ratelimit import application_limit, enforce
+from catalog import departments, lockout, members
 from catalog.departments import NewCoordinator, NewDepartment
 from catalog.identity import Identity
-from catalog.models import Department, DepartmentStatus, Role
+from catalog.models import Department, DepartmentStatus, Role, utcnow
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
+log = structlog.get_logger()
 
 
 class CoordinatorIn(msgspec.Struct):
@@ -88,15 +95,18 @@ class MemberOut(msgspec.Struct):
     display_name: str
     roles: list[str]
     initial_password: str | None = None
+    # Signing in is refused after repeated wrong passwords until time or …/unlock lifts it.
+    locked: bool = False
 
     @classmethod
-    def of(cls, member: members.Member) -> "MemberOut":
+    def of(cls, member: members.Member, locked: bool = False) -> "MemberOut":
         return cls(
             id=member.user.id,
             username=member.user.username,
             display_name=member.user.display_name,
             roles=sorted(role.value for role in member.roles),
             initial_password=member.initial_password,
+            locked=locked,
         )
 
 
@@ -136,6 +146,8 @@ class DepartmentController(Controller):
             raise PermissionDeniedException(
                 "Only a platform admin registers departments when signed in."
             )
+        if caller is None:  # each application hashes a password: limited per address
+            await enforce(request, application_limit(request))
         details = NewDepartment(**{f: getattr(data, f) for f in NewDepartment.__dataclass_fields__})
         coordinator = (
             NewCoordinator(**msgspec.structs.asdict(data.coordinator)) if data.coordinator else None
@@ -195,7 +207,8 @@ class DepartmentController(Controller):
     ) -> MemberPage:
         await departments.get_department(db, request.user, department_id)
         page = await members.list_members(db, department_id, limit=limit, after=after)
-        return MemberPage([MemberOut.of(m) for m in page.items], page.next)
+        locked = await lockout.locked_users(db, [m.user.id for m in page.items], utcnow())
+        return MemberPage([MemberOut.of(m, m.user.id in locked) for m in page.items], page.next)
 
     @post(
         "/{department_id:str}/members",
@@ -233,10 +246,29 @@ class DepartmentController(Controller):
     async def import_members(
         self,
         request: Request[Identity, Token, Any],
-        db: DB,
         department_id: FromPath[str],
         data: MultipartBody[ImportForm],
     ) -> ImportResult:
-        await departments.get_active_department(db, request.user, department_id)
-        imported = await members.import_members(db, department_id, await data.file.read())
+        imported = await members.import_members(
+            request.app.state.session_factory, request.user, department_id, await data.file.read()
+        )
         return ImportResult(len(imported), [MemberOut.of(m) for m in imported])
+
+    @post(
+        "/{department_id:str}/members/{user_id:str}/unlock",
+        status_code=204,
+        guards=[requires(Role.coordinator, Role.admin)],
+        summary="Lift a member's sign-in lockout after repeated wrong passwords",
+    )
+    async def unlock_member(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        department_id: FromPath[str],
+        user_id: FromPath[str],
+    ) -> None:
+        await departments.get_department(db, request.user, department_id)
+        user = await lockout.unlock(db, request.user, user_id)
+        if user.department_id != department_id:
+            raise NotFoundException(f"No member {user_id!r} in this department.")
+        log.info("sign-in lockout lifted", user_id=user_id, by=request.user.user_id)

@@ -1,5 +1,6 @@
 """Orders, their pickup QR codes, and redeeming pickup tokens at the desk."""
 
+import asyncio
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -209,7 +210,9 @@ class OrderController(Controller):
     ) -> Response[bytes]:
         url = await self._pickup_url(request, db, order_id)
         return Response(
-            qr.png(url, box), media_type="image/png", headers={"Cache-Control": "private, no-store"}
+            await asyncio.to_thread(qr.png, url, box),
+            media_type="image/png",
+            headers={"Cache-Control": "private, no-store"},
         )
 
     @get(
@@ -222,7 +225,9 @@ class OrderController(Controller):
     ) -> Response[str]:
         url = await self._pickup_url(request, db, order_id)
         return Response(
-            qr.svg(url), media_type="image/svg+xml", headers={"Cache-Control": "private, no-store"}
+            await asyncio.to_thread(qr.svg, url),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": "private, no-store"},
         )
 
     @post(

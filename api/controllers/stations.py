@@ -1,5 +1,6 @@
 """Collection points (stations) and their QR posters."""
 
+import asyncio
 from typing import Annotated, Any
 
 import msgspec
@@ -150,7 +151,9 @@ class StationController(Controller):
             for s in await stations.all_stations(db, department_id)
             if s.active
         ]
-        return Response(posters.render(department.name, items), media_type="text/html")
+        return Response(
+            await asyncio.to_thread(posters.render, department.name, items), media_type="text/html"
+        )
 
     @get(
         "/stations/{code:str}",
@@ -184,7 +187,7 @@ class StationController(Controller):
     ) -> Response[bytes]:
         station = await self._own_station(db, request.user, code)
         url = stations.poster_url(_base_url(request), station.code)
-        return Response(qr.png(url, box), media_type="image/png")
+        return Response(await asyncio.to_thread(qr.png, url, box), media_type="image/png")
 
     @get(
         "/stations/{code:str}/qr.svg",
@@ -197,4 +200,4 @@ class StationController(Controller):
     ) -> Response[str]:
         station = await self._own_station(db, request.user, code)
         url = stations.poster_url(_base_url(request), station.code)
-        return Response(qr.svg(url), media_type="image/svg+xml")
+        return Response(await asyncio.to_thread(qr.svg, url), media_type="image/svg+xml")

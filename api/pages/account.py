@@ -12,10 +12,11 @@ from litestar.security.jwt import Token
 
 from api import i18n
 from api.auth import COOKIE_NAME
+from api.controllers.auth import sign_in
 from api.pages.rendering import page, redirect, safe_next, translator
 from api.params import DB
 from catalog.errors import InvalidCredentials
-from catalog.identity import Identity, authenticate, revoke_token
+from catalog.identity import Identity, revoke_token
 from catalog.models import Role
 
 log = structlog.get_logger()
@@ -56,7 +57,7 @@ class AccountPages(Controller):
         )
 
     @post("/login", exclude_from_auth=True)
-    async def login(self, request: Request[Any, Any, Any], db: DB) -> Response[Any]:
+    async def login(self, request: Request[Any, Any, Any]) -> Response[Any]:
         _ = translator(request).gettext
         form = await request.form()
         username = str(form.get("username", "")).strip()
@@ -69,10 +70,8 @@ class AccountPages(Controller):
             errors["password"] = _("Enter your password.")
         if not errors:
             try:
-                user = await authenticate(db, username, password)
+                user = await sign_in(request, username, password)
             except InvalidCredentials:
-                client = request.client.host if request.client else None
-                log.warning("login failed", username=username, client=client, via="page")
                 errors["_form"] = _("The username or password is not correct.")
             else:
                 return self._signed_in(request, user.id, target)

@@ -56,12 +56,14 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Templat
         429: _("Please wait a minute and try again."),
     }
     status = error.status_code
-    return error_page(
+    response = error_page(
         request,
         status,
         titles.get(status, _("That did not work")),
         messages.get(status, _("Please check what you entered and try again.")),
     )
+    response.headers.update(error.headers or {})  # e.g. Retry-After on a 429
+    return response
 
 
 def domain_error(request: Request[Any, Any, Any], error: Exception) -> Template:

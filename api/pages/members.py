@@ -2,7 +2,9 @@
 
 from typing import Any
 
+import structlog
 from litestar import Controller, Request, get, post
+from litestar.params import FromPath
 from litestar.response import Template
 from litestar.security.jwt import Token
 
@@ -10,14 +12,15 @@ from api.auth import requires
 from api.pages.forms import savepoint, text
 from api.pages.rendering import page, translator
 from api.params import DB, After
-from catalog import departments, members
+from catalog import departments, lockout, members
 from catalog.errors import CatalogError, Conflict, ImportRejected, InvalidField
 from catalog.identity import Identity
-from catalog.models import Role
+from catalog.models import Role, utcnow
 from catalog.paging import DEFAULT_LIMIT
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
 ROLE_CHOICES = ("employee", "coordinator", "auditor")
+log = structlog.get_logger()
 
 
 class MemberPages(Controller):
@@ -37,6 +40,7 @@ class MemberPages(Controller):
         department_id = request.user.department_id or ""
         department = await departments.get_department(db, request.user, department_id)
         listing = await members.list_members(db, department_id, limit=DEFAULT_LIMIT, after=after)
+        ids = [member.user.id for member in listing.items]
         context.setdefault("values", {"roles": ["employee"]})
         context.setdefault("errors", {})
         return page(
@@ -46,6 +50,7 @@ class MemberPages(Controller):
             title=translator(request).gettext("Members"),
             department=department,
             members=listing.items,
+            locked=await lockout.locked_users(db, ids, utcnow()),
             next=listing.next,
             role_choices=ROLE_CHOICES,
             **context,
@@ -107,11 +112,12 @@ class MemberPages(Controller):
             )
         data = await upload.read()
         try:
-            await departments.get_active_department(
-                db, request.user, request.user.department_id or ""
+            imported = await members.import_members(
+                request.app.state.session_factory,
+                request.user,
+                request.user.department_id or "",
+                data,
             )
-            async with savepoint(db):
-                imported = await members.import_members(db, request.user.department_id or "", data)
         except ImportRejected as rejected:
             return await self._render(
                 request,
@@ -123,6 +129,15 @@ class MemberPages(Controller):
         except CatalogError as error:
             return await self._render(request, db, status_code=422, import_error=str(error.detail))
         return await self._render(request, db, status_code=201, imported=imported)
+
+    @post("/{user_id:str}/unlock")
+    async def unlock(
+        self, request: Request[Identity, Token, Any], db: DB, user_id: FromPath[str]
+    ) -> Template:
+        """Lifts a member's lockout after repeated wrong passwords (theirs or an attacker's)."""
+        user = await lockout.unlock(db, request.user, user_id)
+        log.info("sign-in lockout lifted", user_id=user_id, by=request.user.user_id)
+        return await self._render(request, db, unlocked=user)
 
 
 def import_problem(

@@ -1,6 +1,7 @@
 """Employee pages for spending points: the village catalog, ordering with a confirmation
 step, and the order page with its pickup QR."""
 
+import asyncio
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -186,7 +187,7 @@ class ShoppingPages(Controller):
             token = pickup.sign(settings.keyring, order)
             url = pickup.pickup_url(settings.public_base_url, token)
             # Our own SVG markup, built by the qrcode package from the URL: safe to inline.
-            code = Markup(qr.svg_element(url))
+            code = Markup(await asyncio.to_thread(qr.svg_element, url))
         return page(
             request,
             "employee/order.html",

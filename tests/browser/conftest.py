@@ -21,7 +21,7 @@ from api import db
 from api.app import create_app
 from api.demo import seed_demo
 from api.settings import Settings
-from tests.browser.support import SCREENSHOTS
+from tests.browser.support import SCREENSHOTS, csp_violations
 
 CHROMIUM = os.environ.get("EXCHANGE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -126,31 +126,37 @@ def _context(
 def new_phone(browser: Browser, server: str) -> Iterator[Callable[[], Page]]:
     """Opens pages on phones, each its own browser context (cookies, session)."""
     contexts: list[BrowserContext] = []
+    violations: list[list[str]] = []
 
     def open_page() -> Page:
         context = _context(
             browser, server, PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
         )
         contexts.append(context)
+        violations.append(csp_violations(context))
         return context.new_page()
 
     yield open_page
     for context in contexts:
         context.close()
+    assert not [v for found in violations for v in found], "the CSP refused something"
 
 
 @pytest.fixture
 def new_desktop(browser: Browser, server: str) -> Iterator[Callable[[], Page]]:
     contexts: list[BrowserContext] = []
+    violations: list[list[str]] = []
 
     def open_page() -> Page:
         context = _context(browser, server, DESKTOP)
         contexts.append(context)
+        violations.append(csp_violations(context))
         return context.new_page()
 
     yield open_page
     for context in contexts:
         context.close()
+    assert not [v for found in violations for v in found], "the CSP refused something"
 
 
 @pytest.fixture

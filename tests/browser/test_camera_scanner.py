@@ -8,7 +8,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Playwright, expect
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
-from tests.browser.support import sign_in
+from tests.browser.support import csp_violations, sign_in
 
 
 def camera_feed(path: Path, text: str, width: int = 640, height: int = 480) -> None:
@@ -62,6 +62,7 @@ def test_the_camera_reads_the_pickup_qr_and_the_desk_hands_over(
         context = with_camera.new_context(
             base_url=server, viewport=DESKTOP, locale="zh-CN", permissions=["camera"]
         )
+        violations = csp_violations(context)
         scanner = context.new_page()
         sign_in(scanner, "coord-b", next="/coord/pickup")
         scanner.get_by_role("button", name="使用摄像头").click()
@@ -69,6 +70,7 @@ def test_the_camera_reads_the_pickup_qr_and_the_desk_hands_over(
         expect(result).to_have_attribute("data-result", "ok", timeout=20_000)
         expect(result).to_contain_text("糯玉米 × 1")
         expect(result).to_contain_text("职工B5")
+        assert violations == []  # the scanner and its decoding worker run under the CSP
     finally:
         with_camera.close()
         phone_context.close()

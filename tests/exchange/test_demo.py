@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.demo import DEMO_PASSWORD, seed_demo
-from catalog import identity
+from catalog import passwords
 from catalog.models import Product
 from exchange.models import Campaign, CampaignRate, Station
 from tests.conftest import login
@@ -24,7 +24,7 @@ async def test_the_demo_adds_stations_an_open_campaign_and_catalogs_once_and_the
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Real argon2 hashes, but the cheapest parameters: fourteen demo users add up otherwise.
-    monkeypatch.setattr(identity, "hash_password", PasswordHasher(1, 8, 1).hash)
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(1, 8, 1))
     await seed_demo(session_factory)
     await seed_demo(session_factory)
     async with db.transaction(session_factory) as session:

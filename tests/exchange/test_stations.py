@@ -57,7 +57,10 @@ async def test_the_poster_page_shows_every_active_station_with_qr_name_departmen
     )
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
-    assert "@page { size: A4" in html
+    assert '<link rel="stylesheet" href="/static/css/posters.css">' in html  # A4, one a sheet
+    assert "style" not in html.replace("stylesheet", "")  # nothing inline: the CSP allows none
+    styles = await client.get("/static/css/posters.css")
+    assert "@page { size: A4" in styles.text
     assert html.count("<svg") == 2
     assert "一楼&lt;大厅&gt;" in html and "<大厅>" not in html  # names are escaped
     assert "三楼打印室" in html and "旧仓库" not in html

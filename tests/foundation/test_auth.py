@@ -55,7 +55,14 @@ async def test_a_failed_sign_in_never_says_which_part_was_wrong_and_is_logged(
     assert response.json()["title"] == "Wrong username or password"
     assert response.json()["detail"] == "The username or password is not correct."
     failures = [call.kwargs for call in captured.calls if call.method_name == "warning"]
-    assert failures == [{"event": "login failed", "username": username, "client": "testclient"}]
+    assert failures == [
+        {
+            "event": "login failed",
+            "username": username,
+            "client": "testclient",
+            "path": "/api/auth/token",
+        }
+    ]
 
 
 async def test_logout_revokes_the_token(client: AsyncTestClient[Litestar], world: World) -> None:
@@ -119,6 +126,16 @@ async def test_sign_in_is_rate_limited_per_client(
         ]
         assert statuses == [401, 401, 401, 429]
         assert (await client.get("/health")).status_code == 200  # other routes are not limited
+        # Every 429 says when to come back: the API's problem and the sign-in page alike.
+        api = await client.post("/api/auth/token", json={"username": "emp-a", "password": "x"})
+        await client.get("/login")  # sets the CSRF cookie the form needs
+        csrf = {"x-csrftoken": client.cookies.get("exchange_csrf") or ""}
+        form = await client.post(
+            "/login", data={"username": "emp-a", "password": "x"}, headers=csrf
+        )
+        for refused in (api, form):
+            assert refused.status_code == 429
+            assert 1 <= int(refused.headers["retry-after"]) <= 60
 
 
 async def test_no_token_means_401_problem(client: AsyncTestClient[Litestar], world: World) -> None:

@@ -1,11 +1,17 @@
 """The `exchange` command line."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlmodel import select
 
+from api import db
 from api.cli import main
+from catalog import lockout
+from catalog.lockout import LockoutPolicy
+from catalog.models import User, utcnow
 
 
 @pytest.fixture
@@ -29,6 +35,30 @@ def test_users_create_makes_a_platform_admin_and_refuses_a_duplicate(env: dict[s
     again = CliRunner().invoke(main, [*args, "--password", "long-enough-1"], env=env)
     assert again.exit_code != 0
     assert "already taken" in again.output
+
+
+def test_users_unlock_lifts_a_lockout(env: dict[str, str], database_url: str) -> None:
+    args = ["users", "create", "root-admin", "--display-name", "Root", "--role", "admin"]
+    assert CliRunner().invoke(main, [*args, "--password", "long-enough-1"], env=env).exit_code == 0
+
+    async def locked(lock: bool) -> bool:
+        engine = db.create_engine(database_url)
+        try:
+            async with db.transaction(db.create_session_factory(engine)) as session:
+                found = await session.exec(select(User.id).where(User.username == "root-admin"))
+                user_id = found.one()
+                if lock:
+                    await lockout.record_failure(session, user_id, LockoutPolicy(1), utcnow())
+                return await lockout.is_locked(session, user_id, utcnow())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(locked(lock=True))
+    result = CliRunner().invoke(main, ["users", "unlock", "root-admin"], env=env)
+    assert result.exit_code == 0, result.output
+    assert not asyncio.run(locked(lock=False))
+    unknown = CliRunner().invoke(main, ["users", "unlock", "nobody-here"], env=env)
+    assert unknown.exit_code != 0 and "no user" in unknown.output
 
 
 def test_users_create_explains_a_bad_role(env: dict[str, str]) -> None:

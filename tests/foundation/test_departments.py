@@ -1,9 +1,13 @@
 """Department registration (备案), its status, and who may see which department."""
 
+from pathlib import Path
+
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from api.app import create_app
+from api.settings import Settings
 from tests.conftest import PASSWORD, World, login
 from tests.foundation.test_problems import assert_problem
 
@@ -86,16 +90,76 @@ async def test_a_department_name_is_registered_once(
     assert_problem(response, 409)
 
 
-async def test_a_bad_application_creates_neither_department_nor_coordinator(
+async def test_an_application_never_tells_whether_a_username_exists(
     client: AsyncTestClient[Litestar], world: World
 ) -> None:
-    taken_username = {
+    """A taken coordinator username is accepted like a free one, without the account: the
+    operator sees at review that the department has no coordinator."""
+    answers = []
+    for name, username in (("新部门", "emp-a"), ("另一个部门", "brand-new")):
+        application = {
+            **NEW_DEPARTMENT,
+            "name": name,
+            "coordinator": {"username": username, "display_name": "X", "password": "another-pw-1"},
+        }
+        response = await client.post("/api/departments", json=application)
+        answers.append((response.status_code, sorted(response.json()), response.json()["status"]))
+    assert answers[0] == answers[1] == (201, answers[0][1], "pending")
+
+    # emp-a keeps their own password and department; the applicant got no account.
+    assert (await login(client, "emp-a", PASSWORD)).get("Authorization")
+    refused = await client.post(
+        "/api/auth/token", json={"username": "emp-a", "password": "another-pw-1"}
+    )
+    assert refused.status_code == 401
+    assert (await login(client, "brand-new", "another-pw-1")).get("Authorization")
+
+
+async def test_a_bad_application_creates_no_department(
+    client: AsyncTestClient[Litestar], world: World
+) -> None:
+    short_password = {
         **NEW_DEPARTMENT,
-        "coordinator": {"username": "emp-a", "display_name": "X", "password": PASSWORD},
+        "coordinator": {"username": "someone", "display_name": "X", "password": "short"},
     }
-    assert_problem(await client.post("/api/departments", json=taken_username), 409)
+    assert_problem(await client.post("/api/departments", json=short_password), 400)
+    bad_username = {
+        **NEW_DEPARTMENT,
+        "coordinator": {"username": "-bad name", "display_name": "X", "password": PASSWORD},
+    }
+    assert_problem(await client.post("/api/departments", json=bad_username), 422)
     listing = await client.get("/api/departments", headers=world.headers["admin"])
     assert "新部门" not in listing.text
+
+
+async def test_anonymous_applications_are_limited_per_address(
+    database_url: str, tmp_path: Path, world: World
+) -> None:
+    settings = Settings(data_dir=tmp_path / "x", database_url=database_url, applications_per_hour=2)
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        statuses = []
+        for number in range(3):
+            application = {
+                **NEW_DEPARTMENT,
+                "name": f"申请{number}",
+                "coordinator": {
+                    "username": f"appl-{number}",
+                    "display_name": "X",
+                    "password": PASSWORD,
+                },
+            }
+            response = await client.post("/api/departments", json=application)
+            statuses.append(response.status_code)
+        assert statuses == [201, 201, 429]
+        assert 1 <= int(response.headers["retry-after"]) <= 3600
+        assert response.json()["status"] == 429
+        # An admin registering departments is not an anonymous application.
+        admin = await client.post(
+            "/api/departments",
+            json={**NEW_DEPARTMENT, "name": "管理员登记"},
+            headers=await login(client, "admin"),
+        )
+        assert admin.status_code == 201
 
 
 @pytest.mark.parametrize(

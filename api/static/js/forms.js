@@ -10,6 +10,12 @@
       }, 0);
     });
   });
+  // A button with data-confirm asks first (an inline onclick would break the CSP).
+  document.querySelectorAll("button[data-confirm]").forEach(function (button) {
+    button.addEventListener("click", function (event) {
+      if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+    });
+  });
   // The drop-off form: say "kilograms" or "number of items" for the chosen category.
   var quantity = document.getElementById("f-quantity");
   var unit = document.querySelector("label[for=f-quantity] .unit");

@@ -33,7 +33,9 @@ async function startCamera() {
   // qr-scanner decodes with the browser's BarcodeDetector where present, else in a worker.
   scanner = new QrScanner(video, (result) => submitScan(result.data), {
     returnDetailedScanResult: true,
-    highlightScanRegion: true,
+    // The library's region highlight is SVG with inline styles, which the CSP refuses;
+    // the video's own outline (site.css) marks where to hold the code instead.
+    highlightScanRegion: false,
     // A pickup token makes a dense code: scan most of the frame at up to 800 px, not the
     // library's default 400 px crop of the middle two thirds.
     calculateScanRegion: (v) => {

@@ -1,0 +1,42 @@
+"""/metrics (Prometheus), served only where the settings say: off by default, or to the
+addresses of an allow-list (EXCHANGE_METRICS_ALLOW), or with a bearer token
+(EXCHANGE_METRICS_TOKEN). Either one grants access when both are set."""
+
+import hmac
+import ipaddress
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.plugins.prometheus import PrometheusController
+
+
+def networks(allow: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """'10.0.0.0/8, 127.0.0.1' as networks; a bare address is a network of one."""
+    return [
+        ipaddress.ip_network(item.strip(), strict=False)
+        for item in allow.split(",")
+        if item.strip()
+    ]
+
+
+def metrics_allowed(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    settings = connection.app.state.settings
+    if settings.metrics_token:
+        sent = connection.headers.get("authorization", "")
+        if hmac.compare_digest(sent.encode(), f"Bearer {settings.metrics_token}".encode()):
+            return
+    if connection.client and settings.metrics_allow:
+        try:
+            address = ipaddress.ip_address(connection.client.host)
+        except ValueError:
+            address = None
+        if address is not None and any(address in net for net in networks(settings.metrics_allow)):
+            return
+    raise PermissionDeniedException("Metrics are served only to the configured scrapers.")
+
+
+class MetricsController(PrometheusController):
+    guards = [metrics_allowed]
+    include_in_schema = False
