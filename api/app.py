@@ -31,6 +31,7 @@ from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
 from api.controllers.stations import StationController
+from api.controllers.summaries import SummaryController
 from api.logging import RequestIdMiddleware, structlog_plugin
 from api.pages import create_pages_router
 from api.pages.errors import address_not_found
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProductController,
             OrderController,
             LedgerController,
+            SummaryController,
             PrometheusController,
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),
