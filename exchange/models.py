@@ -99,6 +99,9 @@ class Dropoff(SQLModel, table=True):
         sa.Index("ix_dropoffs_user", "department_id", "user_id", "id"),
         sa.Index("ix_dropoffs_user_day", "department_id", "user_id", "local_day"),
         sa.Index("ix_dropoffs_status", "department_id", "status", "id"),
+        # Reports select by when drop-offs were logged and decided (migration 0004).
+        sa.Index("ix_dropoffs_created", "department_id", "created_at"),
+        sa.Index("ix_dropoffs_decided", "department_id", "decided_at"),
     )
 
     department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
@@ -140,6 +143,9 @@ class Order(SQLModel, table=True):
         sa.Index("ix_orders_user", "department_id", "user_id", "id"),
         sa.Index("ix_orders_status", "department_id", "status", "id"),
         sa.Index("ix_orders_expiry", "department_id", "status", "expires_at"),
+        # Reports select by when orders were placed and resolved (migration 0004).
+        sa.Index("ix_orders_created", "department_id", "created_at"),
+        sa.Index("ix_orders_resolved", "department_id", "resolved_at"),
     )
 
     department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
