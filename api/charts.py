@@ -22,13 +22,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import matplotlib
 import structlog
-from matplotlib import font_manager
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = structlog.get_logger()
 
@@ -105,6 +104,8 @@ def cjk_family() -> list[str]:
         ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         found = []
+    from matplotlib import font_manager
+
     if len(found) == 2 and found[1]:
         family, path = found[0].split(",")[0], found[1]
         font_manager.fontManager.addfont(path)  # in case matplotlib's own scan missed it
@@ -116,7 +117,10 @@ def cjk_family() -> list[str]:
 
 @functools.cache
 def _configure() -> None:
-    """Once per process: rc_context would race between the pool's threads."""
+    """Once per process: rc_context would race between the pool's threads. matplotlib is
+    imported here, on first use, so commands that draw nothing never pay for it."""
+    import matplotlib
+
     matplotlib.rcParams.update(
         {
             "font.family": cjk_family(),
@@ -129,8 +133,11 @@ def _configure() -> None:
     )
 
 
-def _figure(chart: Chart) -> Figure:
+def _figure(chart: Chart) -> "Figure":
     _configure()
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     height = 3.2 if chart.kind != "hbars" else max(2.4, 0.45 * len(chart.labels) + 1.2)
     figure = Figure(figsize=(7.2, height), layout="constrained")
     axes = figure.add_subplot()
@@ -174,6 +181,7 @@ def _figure(chart: Chart) -> Figure:
     return figure
 
 
+@functools.lru_cache(maxsize=32)  # the same figures draw the same picture
 def png(chart: Chart) -> bytes:
     """The chart as a PNG (for the Word document), at print resolution."""
     buffer = io.BytesIO()
@@ -181,6 +189,7 @@ def png(chart: Chart) -> bytes:
     return buffer.getvalue()
 
 
+@functools.lru_cache(maxsize=128)
 def svg(chart: Chart) -> str:
     """The chart as inline SVG: titled, described, CSP-safe, ids unique to this chart."""
     buffer = io.BytesIO()

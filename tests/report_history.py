@@ -38,9 +38,7 @@ DAYS = [
 ORDERS = [(2, 1, 0), (4, 4, 1), (5, 3, 0), (6, 1, 1), (6, 2, 0)]
 
 
-async def seed_history(
-    session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing
-) -> str:
+async def seed_history(session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing) -> str:
     """Seed the week once; returns the department's id."""
     async with transaction(session_factory) as session:
         name = DEMO_DEPARTMENTS[1].details.name
@@ -52,7 +50,8 @@ async def seed_history(
             ).all()
         }
         admin = (await session.exec(select(User.id).where(User.username == "admin"))).one()
-        start = (utcnow() - timedelta(days=9)).replace(hour=1, minute=0, second=0, microsecond=0)
+        # Midnight in Asia/Shanghai (16:00 UTC), so the campaign covers exactly seven days there.
+        start = (utcnow() - timedelta(days=9)).replace(hour=16, minute=0, second=0, microsecond=0)
         campaign = await create_campaign(
             session,
             NewCampaign(
