@@ -30,6 +30,7 @@ from api.controllers.ledger import LedgerController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
+from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.controllers.summaries import SummaryController
 from api.logging import RequestIdMiddleware, structlog_plugin
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ProductController,
             OrderController,
             LedgerController,
+            ReportController,
             SummaryController,
             PrometheusController,
             create_static_files_router(path="/static", directories=[STATIC_DIR]),

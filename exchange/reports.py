@@ -52,7 +52,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.models import Department, Role, User, UserRole, utcnow
@@ -166,15 +178,40 @@ class Co2eFactor:
         return quantity * self.grams_per_unit
 
 
-_NO_FACTOR = (
-    "No published factor per item was found for this category, so none is used: its "
-    "quantity is reported but no CO2e is claimed for it."
+# Short ton → kilograms: 907.18474 kg. 2.71 t CO2e per short ton = 2,987 g CO2e per kg.
+_WARM_NEWSPAPER = Co2eFactor(
+    "paper",
+    2987,
+    "kg",
+    "US EPA, Waste Reduction Model (WARM) Version 15, November 2020: net emission factor "
+    "for Newspaper, Recycling: −2.71 MTCO2E per short ton (avoided emissions are the "
+    "negative of the net factor; 2.71 × 1,000,000 g ÷ 907.18474 kg = 2,987 g per kg).",
+    "Newspapers are the bulk of the paper collected, so the newspaper factor is used for all "
+    "paper. The value is WARM v15's published per-material recycling factor; the exhibit and "
+    "page in the WARM v15 documentation were not re-read when this was written: confirm "
+    "them before publishing a summary that quotes it.",
+)
+_PER_ITEM = (
+    "No sourced factor per item exists for this category: WARM gives electronics factors per "
+    "short ton by device type, and the exchange counts items, not their weight; converting "
+    "would need a sourced average mass per item, which we do not have. Its quantity is "
+    "reported, but no CO2e is claimed for it."
+)
+_CARTRIDGES = (
+    "No published CO2e factor for recycling ink or toner cartridges was found, so none is "
+    "used: their quantity is reported, but no CO2e is claimed for them."
 )
 
 CO2E_FACTORS: dict[str, Co2eFactor] = {
-    code: Co2eFactor(code, None, "kg" if kind.unit is Unit.gram else "item", "", _NO_FACTOR)
-    for code, kind in CATEGORIES.items()
+    "paper": _WARM_NEWSPAPER,
+    "ink_cartridge": Co2eFactor("ink_cartridge", None, "item", "", _CARTRIDGES),
+    "toner_cartridge": Co2eFactor("toner_cartridge", None, "item", "", _CARTRIDGES),
+    **{
+        code: Co2eFactor(code, None, "item", "", _PER_ITEM)
+        for code in ("phone", "charger_cable", "keyboard_mouse", "other_small_device")
+    },
 }
+assert set(CO2E_FACTORS) == set(CATEGORIES), "every category needs a row in the factor table"
 
 
 # --- the report's parts ---------------------------------------------------------------------
@@ -381,7 +418,8 @@ def _during(column: Any, period: Period) -> ColumnElement[bool]:
 
 
 def _sum(expression: Any) -> ColumnElement[int]:
-    return func.coalesce(func.sum(expression), 0)
+    # PostgreSQL sums BIGINT to NUMERIC (a Decimal in Python): cast back to whole numbers.
+    return cast(func.coalesce(func.sum(expression), 0), BigInteger)
 
 
 _QUANTITY = func.coalesce(D.c.confirmed_quantity, D.c.quantity)

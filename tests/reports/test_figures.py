@@ -29,26 +29,20 @@ async def seeded(world: World, session_factory: async_sessionmaker[AsyncSession]
     return await seed(session_factory, world.dept_a, world.dept_b)
 
 
-def paper_co2e(grams: int) -> int | None:
-    return reports.CO2E_FACTORS["paper"].avoided(grams)
-
-
 def zero_day(day: int) -> DayRow:
     return DayRow(date(2026, 6, day), 0, 0, 0, 0, 0, 0, 0)
 
 
-def categories(paper: tuple[int, int, int], ink: tuple[int, int, int]) -> tuple:
-    rows = {
-        "paper": CategoryRow("paper", "g", *paper, paper_co2e(paper[0])),
-        "ink_cartridge": CategoryRow(
-            "ink_cartridge", "item", *ink, reports.CO2E_FACTORS["ink_cartridge"].avoided(ink[0])
-        ),
-    }
-    return tuple(
-        rows.get(code) or CategoryRow(code, kind.unit.value, 0, 0, 0, factor.avoided(0))
-        for (code, kind), factor in zip(
-            reports.CATEGORIES.items(), reports.CO2E_FACTORS.values(), strict=True
-        )
+def categories(paper: tuple[int, int, int, int], ink: tuple[int, int, int]) -> tuple:
+    """Category rows in the fixed order; only paper has a CO2e factor (2,987 g per kg)."""
+    return (
+        CategoryRow("paper", "g", *paper),
+        CategoryRow("ink_cartridge", "item", *ink, None),
+        CategoryRow("toner_cartridge", "item", 0, 0, 0, None),
+        CategoryRow("phone", "item", 0, 0, 0, None),
+        CategoryRow("charger_cable", "item", 0, 0, 0, None),
+        CategoryRow("keyboard_mouse", "item", 0, 0, 0, None),
+        CategoryRow("other_small_device", "item", 0, 0, 0, None),
     )
 
 
@@ -69,7 +63,8 @@ async def test_a_department_report_for_three_days_has_every_figure_worked_out_by
         StatusCount("rejected", 1, 100),
     )
     # paper: d2 re-weighed 1260 g + d6 800 g; ink: d3's 3.
-    assert report.categories == categories(paper=(2060, 2, 82), ink=(3, 1, 60))
+    # CO2e: 2060 g × 2987 g/kg = 6153.2 g, rounded down.
+    assert report.categories == categories(paper=(2060, 2, 82, 6153), ink=(3, 1, 60))
     assert report.paper_grams == 2060 and reports.format_kg(report.paper_grams) == "2.1"
     assert report.items == 3
     assert report.stations == (
@@ -105,7 +100,8 @@ async def test_a_department_report_for_three_days_has_every_figure_worked_out_by
     )
     assert report.products == (ProductRow(seeded.rice, "石门大米", "5 kg 袋", 1, 1, 100, 3500),)
     assert report.value_fen == 3500
-    assert report.co2e_grams == (paper_co2e(2060) or 0)
+    assert all(type(row.value_fen) is int for row in report.products)  # not a Decimal
+    assert report.co2e_grams == 6153
 
 
 async def test_a_campaign_report_covers_its_whole_window(
@@ -122,7 +118,9 @@ async def test_a_campaign_report_covers_its_whole_window(
         StatusCount("confirmed", 5, 262),
         StatusCount("rejected", 1, 100),
     )
-    assert report.categories == categories(paper=(4560, 3, 182), ink=(4, 2, 80))
+    # CO2e: 4560 g × 2987 g/kg = 13620.7 g.
+    assert report.categories == categories(paper=(4560, 3, 182, 13620), ink=(4, 2, 80))
+    assert reports.format_kg(report.co2e_grams) == "13.6"
     assert report.points == PointsSummary(
         issued=262, pending=60, rejected=100, spent=130, held=30, released=60, outstanding=132
     )
@@ -160,7 +158,7 @@ async def test_the_platform_report_has_one_row_per_department_and_the_summed_tot
     )  # fmt: skip
     assert (b.points_issued, b.points_spent, b.value_fen) == (40, 0, 0)
     assert (p.members, p.participants, p.rate_permille, p.paper_grams) == (1, 0, 0, 0)
-    assert a.co2e_grams == (paper_co2e(2060) or 0) and b.co2e_grams == (paper_co2e(1000) or 0)
+    assert (a.co2e_grams, b.co2e_grams, p.co2e_grams) == (6153, 2987, 0)
     assert [row.name for row in platform.departments] == ["部门p", "部门b", "部门a"]
 
     totals = platform.totals

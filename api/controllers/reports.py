@@ -1,0 +1,241 @@
+"""Reports: what a department, or the whole platform, achieved in a period; as JSON, CSV
+(UTF-8 with a BOM, formula cells neutralised) or XLSX (one sheet per table)."""
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath, QueryParameter
+from litestar.security.jwt import Token
+
+from api.auth import requires
+from api.controllers.refusals import refusals
+from api.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_bytes, xlsx_bytes
+from api.params import DB
+from catalog import departments
+from catalog.identity import Identity
+from catalog.models import Role
+from exchange import reports
+
+Format = Literal["json", "csv", "xlsx"]
+SortKey = Literal[reports.DEPARTMENT_SORT_KEYS]  # type: ignore[valid-type]
+FORMAT_QUERY = Annotated[
+    Format | None,
+    QueryParameter(
+        name="format",
+        description="json (default), csv or xlsx; without it, `Accept: text/csv` or the XLSX "
+        "media type choose the format",
+    ),
+]
+CAMPAIGN_QUERY = Annotated[
+    str | None, QueryParameter(name="campaign", max_length=64, description="a campaign id")
+]
+FROM_QUERY = Annotated[
+    str | None,
+    QueryParameter(name="from", max_length=32, description="first day, YYYY-MM-DD, Asia/Shanghai"),
+]
+TO_QUERY = Annotated[
+    str | None,
+    QueryParameter(
+        name="to", max_length=32, description="last day (inclusive), YYYY-MM-DD, Asia/Shanghai"
+    ),
+]
+PERIOD_RULES = (
+    "The period is `?campaign=<id>` or `?from=YYYY-MM-DD&to=YYYY-MM-DD` (Asia/Shanghai days, "
+    f"inclusive, at most {reports.MAX_PERIOD_DAYS} days). Drop-off figures count drop-offs "
+    "logged in the period; points issued, rejected, spent and released count when the ledger "
+    "moved them; held and outstanding are balances at the end of the period. Weights are "
+    "grams, money is fen, CO2e is grams; `co2e_factors` gives every factor with its source. "
+    "CSV: UTF-8 with a byte-order mark, the tables one after another (name, header, rows, blank "
+    "line); text cells beginning with = + - @ (or a tab or carriage return) are prefixed with "
+    "an apostrophe. XLSX: one sheet per table."
+)
+
+
+class PeriodOut(msgspec.Struct):
+    first_day: str
+    last_day: str
+    start: str
+    end: str
+    campaign_id: str | None
+    campaign_name: str | None
+
+
+class TotalsOut(msgspec.Struct):
+    paper_grams: int
+    paper_kg: str
+    items: int
+    value_fen: int
+    co2e_grams: int
+
+
+class ReportOut(msgspec.Struct):
+    department_id: str | None
+    period: PeriodOut
+    totals: TotalsOut
+    dropoffs_by_status: list[reports.StatusCount]
+    categories: list[reports.CategoryRow]
+    stations: list[reports.StationRow]
+    days: list[reports.DayRow]
+    participation: reports.Participation
+    points: reports.PointsSummary
+    orders_by_status: list[reports.StatusCount]
+    products: list[reports.ProductRow]
+    co2e_factors: list[reports.Co2eFactor]
+    generated_at: str
+
+    @classmethod
+    def of(cls, report: reports.Report) -> "ReportOut":
+        period = report.period
+        return cls(
+            department_id=report.department_id,
+            period=PeriodOut(
+                first_day=period.first_day.isoformat(),
+                last_day=period.last_day.isoformat(),
+                start=period.start.isoformat(),
+                end=period.end.isoformat(),
+                campaign_id=period.campaign_id,
+                campaign_name=period.campaign_name,
+            ),
+            totals=TotalsOut(
+                paper_grams=report.paper_grams,
+                paper_kg=reports.format_kg(report.paper_grams),
+                items=report.items,
+                value_fen=report.value_fen,
+                co2e_grams=report.co2e_grams,
+            ),
+            dropoffs_by_status=list(report.dropoffs_by_status),
+            categories=list(report.categories),
+            stations=list(report.stations),
+            days=list(report.days),
+            participation=report.participation,
+            points=report.points,
+            orders_by_status=list(report.orders_by_status),
+            products=list(report.products),
+            co2e_factors=list(reports.CO2E_FACTORS.values()),
+            generated_at=report.generated_at.isoformat(),
+        )
+
+
+class PlatformReportOut(msgspec.Struct):
+    totals: ReportOut
+    departments: list[reports.DepartmentRow]
+
+
+def _format(request: Request[Identity, Token, Any], asked: Format | None) -> Format:
+    if asked is not None:
+        return asked
+    best = request.accept.best_match(
+        ["application/json", "text/csv", XLSX_MEDIA_TYPE], default="application/json"
+    )
+    return {"text/csv": "csv", XLSX_MEDIA_TYPE: "xlsx"}.get(best or "", "json")  # type: ignore[return-value]
+
+
+async def _export(
+    chosen: Format, tables: list[reports.ReportTable], filename: str
+) -> Response[bytes]:
+    if chosen == "csv":
+        body, media_type = csv_bytes(tables), CSV_MEDIA_TYPE
+    else:
+        body, media_type = await asyncio.to_thread(xlsx_bytes, tables), XLSX_MEDIA_TYPE
+    return Response(
+        body,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}.{chosen}"'},
+    )
+
+
+def _filename(prefix: str, period: reports.Period) -> str:
+    return f"{prefix}-{period.first_day.isoformat()}-{period.last_day.isoformat()}"
+
+
+REPORT_READERS = [requires(Role.coordinator, Role.admin, Role.auditor)]
+PLATFORM_READERS = [requires(Role.admin, Role.auditor)]
+
+
+class ReportController(Controller):
+    tags = ["Reports"]
+
+    @get(
+        "/api/departments/{department_id:str}/report",
+        guards=REPORT_READERS,
+        summary="A department's report for a campaign or a range of days",
+        description="For the department's coordinators and auditors, and platform admins and "
+        f"auditors. {PERIOD_RULES}",
+        responses=refusals(
+            _400="A query parameter is malformed or too long (format, campaign, from, to)",
+            _401="Not signed in",
+            _403="Employees and other roles without report access",
+            _404="No such department (another department's is indistinguishable); no such "
+            "campaign",
+            _422="Invalid period (with `field`): neither a campaign nor from and to, both, a "
+            "malformed date, to before from, or more than 366 days",
+        ),
+    )
+    async def department_report(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        department_id: FromPath[str],
+        campaign: CAMPAIGN_QUERY = None,
+        date_from: FROM_QUERY = None,
+        date_to: TO_QUERY = None,
+        export_format: FORMAT_QUERY = None,
+    ) -> ReportOut:
+        caller = request.user
+        if not caller.may_see_department(department_id):
+            raise NotFoundException("No such department.")
+        await departments.get_department(db, caller, department_id)
+        period = await reports.resolve_period(
+            db, department_id, campaign=campaign, date_from=date_from, date_to=date_to
+        )
+        report = await reports.department_report(db, department_id, period)
+        chosen = _format(request, export_format)
+        if chosen != "json":
+            return await _export(  # type: ignore[return-value]
+                chosen, reports.report_tables(report), _filename(f"report-{department_id}", period)
+            )
+        return ReportOut.of(report)
+
+    @get(
+        "/api/reports/platform",
+        guards=PLATFORM_READERS,
+        summary="Every department side by side, and the platform's totals",
+        description="For platform admins and platform auditors. One row per department "
+        "(members, participants, participation rate in per mille, grams of paper, items, points "
+        "issued and spent, value to the village in fen, grams of CO2e), sorted by `sort` "
+        f"(default name) in `order` (asc or desc). {PERIOD_RULES}",
+        responses=refusals(
+            _400="A query parameter is malformed or too long (format, sort, order, campaign, "
+            "from, to)",
+            _401="Not signed in",
+            _403="Not platform staff: department roles, employees",
+            _404="No such campaign",
+            _422="Invalid period (with `field`)",
+        ),
+    )
+    async def platform_report(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        campaign: CAMPAIGN_QUERY = None,
+        date_from: FROM_QUERY = None,
+        date_to: TO_QUERY = None,
+        export_format: FORMAT_QUERY = None,
+        sort: Annotated[SortKey, QueryParameter(description="the column to sort by")] = "name",
+        order: Annotated[Literal["asc", "desc"], QueryParameter()] = "asc",
+    ) -> PlatformReportOut:
+        if not request.user.is_platform:
+            raise PermissionDeniedException("The platform report is for platform staff.")
+        period = await reports.resolve_period(
+            db, None, campaign=campaign, date_from=date_from, date_to=date_to
+        )
+        report = await reports.platform_report(db, period, sort=sort, descending=order == "desc")
+        chosen = _format(request, export_format)
+        if chosen != "json":
+            return await _export(  # type: ignore[return-value]
+                chosen, reports.platform_tables(report), _filename("platform-report", period)
+            )
+        return PlatformReportOut(ReportOut.of(report.totals), list(report.departments))
