@@ -141,7 +141,10 @@ def _effect_text(report: Report, language: str) -> str:
     without = [c for c in collected if c.co2e_grams is None]
     sentences = []
     if with_factor:
-        sources = "；".join(sorted({CO2E_FACTORS[c.category].source for c in with_factor}))
+        # The publication only; the factor's derivation is printed under the summary.
+        sources = "; ".join(
+            sorted({CO2E_FACTORS[c.category].source.split(":")[0] for c in with_factor})
+        )
         kg = format_kg(report.co2e_grams)
         sentences.append(
             f"按排放因子估算，回收物共减少约{kg}千克二氧化碳当量排放（因子来源：{sources}）。"
