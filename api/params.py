@@ -1,6 +1,6 @@
 """Handler parameter types every controller shares."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
@@ -14,5 +14,15 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size
 After = Annotated[
     str | None, QueryParameter(max_length=64, description="cursor: the `next` of the last page")
 ]
+Before = Annotated[
+    str | None,
+    QueryParameter(
+        max_length=64, description="cursor: the `prev` of a page, to go back to the page before it"
+    ),
+]
+ListOrder = Annotated[
+    Literal["asc", "desc"],
+    QueryParameter(name="order", description="asc: oldest first (the default); desc: newest first"),
+]
 
-__all__ = ["DB", "DEFAULT_LIMIT", "After", "Limit"]
+__all__ = ["DB", "DEFAULT_LIMIT", "After", "Before", "Limit", "ListOrder"]

@@ -14,6 +14,8 @@ MAX_LIMIT = 500
 class Page(Generic[T]):
     items: list[T]
     next: str | None
+    # Where a listing pages both ways: the cursor for the page before this one, if any.
+    prev: str | None = None
 
 
 def page_of(rows: Sequence[T], limit: int, cursor: Callable[[T], str]) -> Page[T]:

@@ -193,6 +193,8 @@ async def list_dropoffs(
     status: str | None,
     limit: int,
     after: str | None,
+    before: str | None = None,
+    newest_first: bool = False,
 ) -> Page[Dropoff]:
     return await list_records(
         session,
@@ -203,6 +205,8 @@ async def list_dropoffs(
         status=status,
         limit=limit,
         after=after,
+        before=before,
+        newest_first=newest_first,
     )
 
 

@@ -199,6 +199,8 @@ async def list_orders(
     status: str | None,
     limit: int,
     after: str | None,
+    before: str | None = None,
+    newest_first: bool = False,
 ) -> Page[Order]:
     return await list_records(
         session,
@@ -209,6 +211,8 @@ async def list_orders(
         status=status,
         limit=limit,
         after=after,
+        before=before,
+        newest_first=newest_first,
     )
 
 

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.identity import Identity
 from catalog.models import Role
-from catalog.paging import Page, page_of
+from catalog.paging import Page
 from exchange.errors import InvalidInput, NotFound
 from exchange.models import Dropoff, Order
 
@@ -37,14 +37,15 @@ async def list_records(
     status: str | None,
     limit: int,
     after: str | None,
+    before: str | None = None,
+    newest_first: bool = False,
 ) -> Page[Record]:
-    """A department's records, oldest first, optionally one user's or in one status."""
-    query = (
-        select(model)
-        .where(model.department_id == department_id)
-        .order_by(col(model.id))
-        .limit(limit + 1)
-    )
+    """A department's records, optionally one user's or in one status, oldest first or newest
+    first. Ids grow with creation time, so they are the keyset: `after` continues with the
+    page following a page's `next`, `before` goes back to the page preceding its `prev`."""
+    if after and before:
+        raise InvalidInput("before", "give either after or before, not both")
+    query = select(model).where(model.department_id == department_id)
     if user_id is not None:
         query = query.where(model.user_id == user_id)
     if status is not None:
@@ -52,6 +53,26 @@ async def list_records(
             *first, last = statuses.__members__
             raise InvalidInput("status", f"{', '.join(first)} or {last}")
         query = query.where(model.status == status)
-    if after:
-        query = query.where(col(model.id) > after)
-    return page_of((await session.exec(query)).all(), limit, lambda record: record.id)
+    key = col(model.id)
+    # Going back reads the other way from the cursor, then turns the page around.
+    backwards = before is not None
+    descending = newest_first != backwards
+    cursor = before if backwards else after
+    if cursor:
+        query = query.where(key < cursor if descending else key > cursor)
+    query = query.order_by(key.desc() if descending else key).limit(limit + 1)
+    rows = list((await session.exec(query)).all())
+    more = len(rows) > limit
+    items = rows[:limit]
+    if backwards:
+        items.reverse()
+        return Page(
+            items=items,
+            next=items[-1].id if items else before,
+            prev=items[0].id if more and items else None,
+        )
+    return Page(
+        items=items,
+        next=items[-1].id if more and items else None,
+        prev=items[0].id if after and items else None,
+    )

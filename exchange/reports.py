@@ -1051,15 +1051,20 @@ class MemberTotals:
 
 @dataclass(frozen=True)
 class DayTotals:
-    """A department's activity on one Asia/Shanghai day."""
+    """A department's activity on one Asia/Shanghai day, and what awaits it now."""
 
-    dropoffs: int
-    confirmed: int
+    dropoffs: int  # logged that day and not rejected
+    confirmed: int  # logged that day and confirmed
     pending: int  # logged that day and still pending
-    points_issued: int
-    orders: int
-    picked_up: int
+    participants: int  # employees with a confirmed drop-off logged that day
+    categories: tuple[CategoryRow, ...]  # confirmed quantities logged that day
+    points_issued: int  # credits posted that day
+    orders: int  # placed that day and not cancelled or expired
+    picked_up: int  # orders picked up that day
     points_spent: int
+    value_fen: int  # value of the products picked up that day
+    waiting: int  # drop-offs pending a steward, whichever day they were logged
+    open_orders: int  # orders reserved and not yet picked up, cancelled or expired
 
 
 async def member_totals(session: AsyncSession, department_id: str, user_id: str) -> MemberTotals:
@@ -1085,18 +1090,34 @@ async def member_totals(session: AsyncSession, department_id: str, user_id: str)
 
 
 async def day_totals(session: AsyncSession, department_id: str, day: date) -> DayTotals:
-    period = Period.of_days(day, day)
-    report = await department_report(session, department_id, period)
-    status = {s.status: s for s in report.dropoffs_by_status}
-    orders = sum(s.count for s in report.orders_by_status)
+    report = await department_report(session, department_id, Period.of_days(day, day))
+    dropoffs = {s.status: s.count for s in report.dropoffs_by_status}
+    orders = {s.status: s.count for s in report.orders_by_status}
+    (waiting,) = await _rows(
+        session,
+        select(func.count()).where(
+            D.c.department_id == department_id, D.c.status == DropoffStatus.pending.value
+        ),
+    )
+    (open_orders,) = await _rows(
+        session,
+        select(func.count()).where(
+            O.c.department_id == department_id, O.c.status == OrderStatus.reserved.value
+        ),
+    )
     return DayTotals(
-        dropoffs=sum(s.count for s in report.dropoffs_by_status),
-        confirmed=status[CONFIRMED].count,
-        pending=status[DropoffStatus.pending.value].count,
+        dropoffs=dropoffs[CONFIRMED] + dropoffs[DropoffStatus.pending.value],
+        confirmed=dropoffs[CONFIRMED],
+        pending=dropoffs[DropoffStatus.pending.value],
+        participants=report.participation.participants,
+        categories=tuple(c for c in report.categories if c.count),
         points_issued=report.points.issued,
-        orders=orders,
+        orders=orders[OrderStatus.reserved.value] + orders[OrderStatus.fulfilled.value],
         picked_up=sum(p.orders for p in report.products),
         points_spent=report.points.spent,
+        value_fen=report.value_fen,
+        waiting=waiting[0],
+        open_orders=open_orders[0],
     )
 
 

@@ -9,7 +9,7 @@ from litestar.security.jwt import Token
 
 from api.auth import member_department, requires
 from api.controllers.refusals import refusals
-from api.params import DB, After, Limit
+from api.params import DB, After, Before, Limit, ListOrder
 from catalog.identity import Identity
 from catalog.models import Role
 from catalog.paging import DEFAULT_LIMIT
@@ -108,8 +108,11 @@ class DropoffOut(msgspec.Struct):
 
 
 class DropoffPage(msgspec.Struct):
+    """A page; `next` continues in the listing's order, `prev` goes back (with `before`)."""
+
     items: list[DropoffOut]
     next: str | None
+    prev: str | None = None
 
 
 COORDINATOR = [requires(Role.coordinator)]
@@ -180,6 +183,8 @@ class DropoffController(Controller):
         ] = False,
         limit: Limit = DEFAULT_LIMIT,
         after: After = None,
+        before: Before = None,
+        direction: ListOrder = "asc",
     ) -> DropoffPage:
         caller = request.user
         department_id = member_department(caller, "Drop-offs")
@@ -191,8 +196,10 @@ class DropoffController(Controller):
             status=status,
             limit=limit,
             after=after,
+            before=before,
+            newest_first=direction == "desc",
         )
-        return DropoffPage([DropoffOut.of(d) for d in page.items], page.next)
+        return DropoffPage([DropoffOut.of(d) for d in page.items], page.next, page.prev)
 
     @get("/{dropoff_id:str}")
     async def get_dropoff(

@@ -12,7 +12,7 @@ from litestar.security.jwt import Token
 from api.auth import member_department, requires
 from api.controllers.dropoffs import REPLAYED_HEADER, IdempotencyKey
 from api.controllers.refusals import refusals
-from api.params import DB, After, Limit
+from api.params import DB, After, Before, Limit, ListOrder
 from catalog.identity import Identity
 from catalog.models import Role
 from catalog.paging import DEFAULT_LIMIT
@@ -90,8 +90,11 @@ class OrderOut(msgspec.Struct):
 
 
 class OrderPage(msgspec.Struct):
+    """A page; `next` continues in the listing's order, `prev` goes back (with `before`)."""
+
     items: list[OrderOut]
     next: str | None
+    prev: str | None = None
 
 
 class OrderController(Controller):
@@ -156,6 +159,8 @@ class OrderController(Controller):
         ] = False,
         limit: Limit = DEFAULT_LIMIT,
         after: After = None,
+        before: Before = None,
+        direction: ListOrder = "asc",
     ) -> OrderPage:
         caller = request.user
         department_wide = all_members and caller.has(Role.coordinator)
@@ -166,8 +171,10 @@ class OrderController(Controller):
             status=status,
             limit=limit,
             after=after,
+            before=before,
+            newest_first=direction == "desc",
         )
-        return OrderPage([OrderOut.of(o, request) for o in page.items], page.next)
+        return OrderPage([OrderOut.of(o, request) for o in page.items], page.next, page.prev)
 
     @get("/orders/{order_id:str}")
     async def get_order(

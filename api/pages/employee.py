@@ -67,17 +67,18 @@ def rated_categories(rates: list[Any], language: str) -> list[RatedCategory]:
     ]
 
 
-async def my_orders(db: DB, identity: Identity) -> list[Order]:
+async def my_orders(db: DB, identity: Identity, count: int = MAX_LIMIT) -> list[Order]:
     """The employee's orders, newest first."""
     listing = await orders.list_orders(
         db,
         identity.department_id or "",
         user_id=identity.user_id,
         status=None,
-        limit=MAX_LIMIT,
+        limit=count,
         after=None,
+        newest_first=True,
     )
-    return list(reversed(listing.items))
+    return listing.items
 
 
 async def recent_dropoffs(db: DB, identity: Identity, count: int) -> list[Dropoff]:
@@ -86,10 +87,11 @@ async def recent_dropoffs(db: DB, identity: Identity, count: int) -> list[Dropof
         identity.department_id or "",
         user_id=identity.user_id,
         status=None,
-        limit=MAX_LIMIT,
+        limit=count,
         after=None,
+        newest_first=True,
     )
-    return list(reversed(listing.items))[:count]
+    return listing.items
 
 
 class EmployeePages(Controller):
@@ -108,7 +110,7 @@ class EmployeePages(Controller):
             department=department,
             points=points,
             dropoffs=await recent_dropoffs(db, identity, RECENT),
-            orders=(await my_orders(db, identity))[:RECENT],
+            orders=await my_orders(db, identity, RECENT),
             categories={
                 code: category_name(c, language_of(request)) for code, c in CATEGORIES.items()
             },

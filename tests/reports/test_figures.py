@@ -137,6 +137,23 @@ async def test_a_campaign_report_covers_its_whole_window(
     assert days[14] == zero_day(14)
     assert sum(row.first_time for row in report.days) == 2
 
+    async with db.transaction(session_factory) as session:
+        # The coordinator dashboard's day: d2 and d3 logged, d2 credited, o1 placed; now d5
+        # waits for a steward and o4 for its pickup.
+        day = await reports.day_totals(session, world.dept_a, date(2026, 6, 8))
+        # The employee's own totals, all time: d1 d2 d6 d7; o1 picked up, o4 reserved.
+        emp_a = await reports.member_totals(session, world.dept_a, seeded.users["emp-a"])
+    assert (day.dropoffs, day.confirmed, day.pending, day.participants) == (2, 2, 0, 2)
+    assert [(c.category, c.quantity) for c in day.categories] == [
+        ("paper", 1260), ("ink_cartridge", 3),
+    ]  # fmt: skip
+    assert (day.points_issued, day.orders, day.picked_up, day.points_spent) == (50, 1, 0, 0)
+    assert (day.value_fen, day.waiting, day.open_orders) == (0, 1, 1)
+    assert emp_a == reports.MemberTotals(
+        dropoffs=4, confirmed=4, paper_grams=4560, items=1, points_earned=202, orders=2,
+        points_spent=100,
+    )  # fmt: skip
+
 
 async def test_the_platform_report_has_one_row_per_department_and_the_summed_totals(
     world: World, seeded: Seeded, session_factory: async_sessionmaker[AsyncSession]
