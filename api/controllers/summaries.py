@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import UploadFile
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, MultipartBody, Parameter
 from litestar.response import Response
 from litestar.security.jwt import Token
@@ -131,11 +132,18 @@ class SummaryController(Controller):
         description=PERIOD_HELP + " With `format=docx`, the Word document (title, paragraphs, "
         "a table of figures, the chosen pictures with captions), refused with 422 and the "
         "count while the text has more than 2,000 characters (whitespace not counted).",
-        responses=refusals(
-            _403="Not a coordinator or admin",
-            _404="No such department (or another department's), or no such campaign",
-            _422="Invalid period; Summary too long (with `characters` and `limit`)",
-        ),
+        responses={
+            200: ResponseSpec(
+                data_container=SummaryOut,
+                description="The summary as JSON; with `format=docx`, the Word document "
+                f"({summary_document.MEDIA_TYPE})",
+            ),
+            **refusals(
+                _403="Not a coordinator or admin",
+                _404="No such department (or another department's), or no such campaign",
+                _422="Invalid period; Summary too long (with `characters` and `limit`)",
+            ),
+        },
     )
     async def get_summary(
         self,

@@ -139,7 +139,7 @@ class SummaryPages(Controller):
         department, choice, view = await self._state(request, db, campaign, date_from, date_to)
         form = await request.form()
         typed = text(form, "text", summaries.MAX_TEXT_LENGTH + 1)
-        chosen = [str(p) for p in form.getall("pictures")] if hasattr(form, "getall") else []
+        chosen = [str(p) for p in form.getall("pictures", [])]
         if view is None:
             return await self._render(request, db, department, choice, view)
         errors: dict[str, str] = {}

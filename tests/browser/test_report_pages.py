@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from docx import Document
+from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect
 
-from api import db
+from api import charts, db
 from api.settings import Settings
 from exchange.summaries import count_characters
 from tests.browser.support import check_page, sign_in
@@ -21,7 +22,9 @@ from tests.report_history import HISTORY_CAMPAIGN, seed_history
 
 @pytest.fixture(scope="module")
 def history(browser_settings: Settings, server: str) -> Iterator[str]:
-    """Last week's campaign in the second demo department, seeded into the server's database."""
+    """Last week's campaign in the second demo department, seeded into the server's database;
+    its id. The server runs in this process: drawing one chart here first pays for
+    matplotlib's import and font set-up, which would otherwise land on one page load."""
     found: list[str] = []
 
     async def seed() -> None:
@@ -37,7 +40,18 @@ def history(browser_settings: Settings, server: str) -> Iterator[str]:
     thread = threading.Thread(target=lambda: asyncio.run(seed()))
     thread.start()
     thread.join()
+    charts.svg(charts.Chart("warm-up", "预热", "", "bars", "", ("a",), ()))
     yield found[0]
+
+
+def activity_photo() -> bytes:
+    image = Image.new("RGB", (480, 320), (222, 236, 228))
+    draw = ImageDraw.Draw(image)
+    for n, colour in enumerate(((10, 107, 59), (194, 84, 45), (58, 110, 165))):
+        draw.rectangle((40 + n * 140, 120 - n * 30, 150 + n * 140, 280), fill=colour)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
 
 
 def choose_history(page: Page) -> None:
@@ -65,9 +79,7 @@ def test_coordinator_report_shows_charts_with_their_numbers(desktop: Page, histo
 def test_coordinator_edits_the_summary_and_exports_it(
     desktop: Page, history: str, tmp_path: Path
 ) -> None:
-    sign_in(desktop, "coord-b", next="/coord/report")
-    choose_history(desktop)
-    desktop.get_by_role("link", name="撰写总结").click()
+    sign_in(desktop, "coord-b", next=f"/coord/summary?campaign={history}")
     text = desktop.get_by_label("总结正文")
     draft = text.input_value()
     assert "一、主要成效" in draft
@@ -86,6 +98,13 @@ def test_coordinator_edits_the_summary_and_exports_it(
     desktop.get_by_role("link", name="导出Word（.docx）").click()
     expect(desktop.get_by_role("alert")).to_contain_text("总结共2,001字")
 
+    desktop.get_by_label("照片（JPEG或PNG，不超过2 MB）").set_input_files(
+        {"name": "activity.png", "mimeType": "image/png", "buffer": activity_photo()}
+    )
+    desktop.get_by_label("图片说明").fill("一楼大厅回收点")
+    desktop.get_by_role("button", name="上传照片").click()
+    desktop.get_by_role("checkbox", name="一楼大厅回收点").check()
+
     final = draft + "\n\n特别感谢后勤服务中心的同事协助称重。"
     desktop.get_by_label("总结正文").fill(final)
     expect(counter).to_have_text(f"{count_characters(final):,}")
@@ -102,16 +121,16 @@ def test_coordinator_edits_the_summary_and_exports_it(
     body = "\n".join(p.text for p in document.paragraphs if p.style.name != "Caption")
     assert "特别感谢后勤服务中心的同事协助称重。" in body
     assert count_characters(body) <= 2000
-    assert len(document.inline_shapes) == 3  # the three charts, chosen by default
+    assert len(document.inline_shapes) == 4  # the three charts, chosen by default, and the photo
 
     desktop.get_by_role("link", name="打印版").click()
     expect(desktop.locator("article.summary-print svg.chart")).to_have_count(3)
+    expect(desktop.get_by_role("img", name="一楼大厅回收点")).to_be_visible()
     check_page(desktop, "coordinator-summary-print")
 
 
 def test_admin_opens_the_platform_report(desktop: Page, history: str) -> None:
-    sign_in(desktop, "admin", next="/admin/report")
-    choose_history(desktop)
+    sign_in(desktop, "admin", next=f"/admin/report?campaign={history}")
     expect(desktop.locator("h1")).to_contain_text("全部部门")
     expect(desktop.locator("svg.chart[role=img]")).to_have_count(4)
     expect(desktop.locator("#figure-participation figcaption")).to_have_text("各部门参与率")
@@ -120,3 +139,6 @@ def test_admin_opens_the_platform_report(desktop: Page, history: str) -> None:
     desktop.get_by_role("link", name="废纸（千克）").first.click()
     expect(desktop.locator("th[aria-sort=ascending]")).to_contain_text("废纸（千克）")
     check_page(desktop, "admin-platform-report")
+    desktop.get_by_role("link", name="撰写总结").click()
+    expect(desktop.get_by_label("总结正文")).to_contain_text("云兑换平台各部门“云兑换”活动总结")
+    expect(desktop.locator("input[name=pictures]")).to_have_count(4)  # with participation
