@@ -243,6 +243,8 @@ async def save_summary(
     """Save the edited text and the chosen pictures. A draft may be over the limit while it
     is being edited; only its export is refused."""
     text = text.replace("\r\n", "\n")
+    if "\x00" in text:  # PostgreSQL's text cannot hold it, and no one types it
+        raise InvalidInput("text", "no NUL characters")
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidInput("text", f"at most {MAX_TEXT_LENGTH:,} characters in a saved draft")
     await _check_pictures(session, scope, key, pictures)
@@ -332,6 +334,8 @@ async def add_photo(
     session: AsyncSession, scope: str, key: str, photo: CleanPhoto, caption: str, actor_id: str
 ) -> SummaryPhoto:
     caption = caption.strip()
+    if "\x00" in caption:
+        raise InvalidInput("caption", "no NUL characters")
     if len(caption) > MAX_CAPTION:
         raise InvalidInput("caption", f"at most {MAX_CAPTION} characters")
     if len(await list_photos(session, scope, key)) >= MAX_PHOTOS:
@@ -370,6 +374,8 @@ async def list_photos(session: AsyncSession, scope: str, key: str) -> list[Photo
 
 
 async def get_photo(session: AsyncSession, scope: str, photo_id: str) -> SummaryPhoto:
+    if not photo_id.isalnum() or not photo_id.isascii():  # ids are hex; nothing else exists
+        raise NotFound(f"No photo {photo_id!r}.")
     photo = await session.get(SummaryPhoto, (scope, photo_id))
     if photo is None:
         raise NotFound(f"No photo {photo_id!r}.")

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import UploadFile
+from litestar.exceptions import NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, MultipartBody, Parameter
 from litestar.response import Response
@@ -14,11 +15,13 @@ from litestar.security.jwt import Token
 from api.auth import requires
 from api.controllers.refusals import refusals
 from api.pages import summary_document, summary_view
+from api.pages.reports import has_nul
 from api.params import DB
 from catalog import departments, photos
 from catalog.identity import Identity
-from catalog.models import Role
+from catalog.models import Department, Role
 from exchange import reports, summaries
+from exchange.errors import InvalidInput
 from exchange.models import SummaryPhoto
 
 DateFrom = Annotated[
@@ -104,6 +107,25 @@ READERS = [requires(Role.coordinator, Role.admin)]
 PERIOD_HELP = "The period: `?campaign=<id>`, or `?from=YYYY-MM-DD&to=YYYY-MM-DD` (Asia/Shanghai)."
 
 
+async def _department_and_period(
+    request: Request[Identity, Token, Any],
+    db: DB,
+    department_id: str,
+    campaign: str | None,
+    date_from: str | None,
+    date_to: str | None,
+) -> tuple[Department, reports.Period]:
+    if has_nul(department_id):
+        raise NotFoundException("No such department.")
+    department = await departments.get_department(db, request.user, department_id)
+    if has_nul(campaign, date_from, date_to):
+        raise InvalidInput("campaign", "no NUL characters")
+    period = await reports.resolve_period(
+        db, department.id, campaign=campaign, date_from=date_from, date_to=date_to
+    )
+    return department, period
+
+
 class SummaryController(Controller):
     path = "/api/departments/{department_id:str}/summary"
     tags = ["Reports"]
@@ -118,9 +140,8 @@ class SummaryController(Controller):
         date_to: str | None,
         language: str | None = None,
     ) -> summary_view.SummaryView:
-        department = await departments.get_department(db, request.user, department_id)
-        period = await reports.resolve_period(
-            db, department.id, campaign=campaign, date_from=date_from, date_to=date_to
+        department, period = await _department_and_period(
+            request, db, department_id, campaign, date_from, date_to
         )
         language = language or (request.user.language if request.user.language == "en" else "zh")
         return await summary_view.load(db, department, period, language)
@@ -244,9 +265,8 @@ class SummaryController(Controller):
         date_from: DateFrom = None,
         date_to: DateTo = None,
     ) -> PhotoOut:
-        department = await departments.get_department(db, request.user, department_id)
-        period = await reports.resolve_period(
-            db, department.id, campaign=campaign, date_from=date_from, date_to=date_to
+        department, period = await _department_and_period(
+            request, db, department_id, campaign, date_from, date_to
         )
         content = await data.file.read(photos.MAX_PHOTO_BYTES + 1)
         clean = await asyncio.to_thread(summaries.clean_photo, content)
@@ -274,6 +294,8 @@ class SummaryController(Controller):
         department_id: FromPath[str],
         photo_id: FromPath[str],
     ) -> Response[bytes]:
+        if has_nul(department_id):
+            raise NotFoundException("No such department.")
         department = await departments.get_department(db, request.user, department_id)
         photo = await summaries.get_photo(db, department.id, photo_id)
         return Response(
