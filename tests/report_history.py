@@ -39,7 +39,7 @@ ORDERS = [(2, 1, 0), (4, 4, 1), (5, 3, 0), (6, 1, 1), (6, 2, 0)]
 
 
 async def seed_history(session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing) -> str:
-    """Seed the week once; returns the department's id."""
+    """Seed the week once; returns the campaign's id."""
     async with transaction(session_factory) as session:
         name = DEMO_DEPARTMENTS[1].details.name
         department = (await session.exec(select(Department).where(Department.name == name))).one()
@@ -105,4 +105,4 @@ async def seed_history(session_factory: async_sessionmaker[AsyncSession], keyrin
                 coordinator_department_id=department.id,
                 now=at + timedelta(hours=1),
             )
-        return department.id
+        return campaign.id
