@@ -27,6 +27,10 @@ async def test_each_role_sees_the_report_of_its_own_scope(
     assert len(re.findall(r"<svg [^>]*role=\"img\"", own.text)) == 3
     assert "<style" not in own.text and 'style="' not in own.text  # nothing a CSP would block
     assert "部门a" in own.text and "2.5" in own.text
+    client.cookies.set("exchange_lang", "en")
+    english = await client.get(f"/coord/report?{query}", headers=world.headers["coord-a"])
+    client.cookies.delete("exchange_lang")
+    assert "Drop-offs per day" in english.text and "How CO2e is estimated" in english.text
 
     # A department's auditor sees their own department, whatever they ask for.
     audit = await client.get(
