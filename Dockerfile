@@ -4,6 +4,9 @@ FROM python:3.11-slim
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy PYTHONUNBUFFERED=1 \
     EXCHANGE_DATA_DIR=/data EXCHANGE_LOG_FORMAT=json
 RUN pip install --no-cache-dir "uv==0.13.9"
+# Report charts draw Chinese text with a CJK font found through fontconfig (api/charts.py).
+RUN apt-get update && apt-get install -y --no-install-recommends fontconfig fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./

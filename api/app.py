@@ -33,6 +33,7 @@ from api.controllers.products import ProductController
 from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
+from api.controllers.summaries import SummaryController
 from api.logging import RequestIdMiddleware, structlog_plugin
 from api.metrics import MetricsController
 from api.pages import create_pages_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OrderController,
             LedgerController,
             ReportController,
+            SummaryController,
             *([MetricsController] if settings.metrics_enabled else []),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),

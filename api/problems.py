@@ -57,6 +57,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (exchange_errors.PickupTokenRevoked, 410),
     (exchange_errors.PickupTokenError, 400),  # malformed, forged or altered
     (exchange_errors.AlreadyPickedUp, 409),
+    (exchange_errors.SummaryTooLong, 422),
     (ledger_errors.LedgerNotFound, 404),
     (ledger_errors.AccountNotFound, 404),
     (ledger_errors.TransferNotFound, 404),

@@ -193,3 +193,19 @@ class AlreadyPickedUp(ExchangeError):
         )
         self.fulfilled_at = fulfilled_at.isoformat()
         self.fulfilled_by = fulfilled_by
+
+
+# --- summaries -----------------------------------------------------------------------------
+
+
+class SummaryTooLong(ExchangeError):
+    title = "Summary too long"
+    problem_fields = ("characters", "limit")
+
+    def __init__(self, characters: int, limit: int) -> None:
+        super().__init__(
+            f"The summary has {characters:,} characters (whitespace not counted); "
+            f"the notice allows at most {limit:,}. Shorten it, then export again."
+        )
+        self.characters = characters
+        self.limit = limit

@@ -172,3 +172,40 @@ class Order(SQLModel, table=True):
     resolved_by: str | None = Field(default=None, max_length=32)
     idempotency_key: str = Field(max_length=128)
     request_hash: str = Field(max_length=64)
+
+
+class Summary(SQLModel, table=True):
+    """A department's activity summary (总结) for one period: the text as last edited and the
+    pictures chosen for it. The platform's own summary is kept under PLATFORM_SCOPE."""
+
+    __tablename__ = "summaries"
+
+    # A department id, or "*" for the platform: no foreign key for that reason.
+    department_id: str = Field(primary_key=True, max_length=32)
+    period: str = Field(primary_key=True, max_length=80)  # see exchange.summaries.period_key
+    text: str = Field(sa_type=sa.Text)
+    pictures: str = Field(default="", max_length=400)  # space-separated picture references
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by: str = Field(max_length=32)
+
+
+class SummaryPhoto(SQLModel, table=True):
+    """A photo of the activity uploaded for a summary: re-encoded, without its metadata.
+
+    Kept in the database, not the data directory, so every app instance serves it."""
+
+    __tablename__ = "summary_photos"
+    __table_args__ = (sa.Index("ix_summary_photos_period", "department_id", "period", "id"),)
+
+    department_id: str = Field(primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    period: str = Field(max_length=80)
+    media_type: str = Field(max_length=16)
+    width: int
+    height: int
+    content: bytes = Field(sa_type=sa.LargeBinary)
+    caption: str = Field(default="", max_length=100)
+    uploaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    uploaded_by: str = Field(max_length=32)

@@ -17,8 +17,10 @@ from api.pages.employee import EmployeePages
 from api.pages.errors import exception_handlers
 from api.pages.members import MemberPages
 from api.pages.products import ProductPages
+from api.pages.reports import ReportPages
 from api.pages.shopping import ShoppingPages
 from api.pages.stations import StationPages
+from api.pages.summary import PlatformSummaryPages, SummaryPages
 from catalog.errors import CatalogError
 from exchange.errors import ExchangeError
 from ledger.errors import LedgerError
@@ -43,6 +45,9 @@ def create_pages_router() -> Router:
             DropoffReview,
             AuditPages,
             DashboardPage,
+            ReportPages,
+            SummaryPages,
+            PlatformSummaryPages,
         ],
         exception_handlers=exception_handlers(DOMAIN_ERRORS),
         include_in_schema=False,

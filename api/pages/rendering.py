@@ -62,17 +62,22 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/coord/members", _("Members")),
             NavLink("/coord/stations", _("Stations")),
             NavLink("/coord/dashboard", _("Today")),
+            NavLink("/coord/report", _("Report")),
+            NavLink("/coord/summary", _("Summary")),
         ]
     if identity.has(Role.auditor):
         links += [
             NavLink("/audit/ledger", _("Ledger")),
             NavLink("/audit/balances", _("Balances")),
             NavLink("/audit/tree-head", _("Tree head")),
+            NavLink("/audit/report", _("Report")),
         ]
     if identity.has(Role.admin):
         links += [
             NavLink("/admin/departments", _("Departments")),
             NavLink("/admin/campaigns", _("Campaigns")),
+            NavLink("/admin/report", _("Platform report")),
+            NavLink("/admin/summary", _("Platform summary")),
         ]
     return links
 

@@ -44,21 +44,27 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    settings = Settings(
+def browser_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The test server's settings: tests that seed data of their own reach its database."""
+    return Settings(
         data_dir=tmp_path_factory.mktemp("browser-data"),
         # SQLite by default; EXCHANGE_TEST_BROWSER_DATABASE_URL may name an empty PostgreSQL
         # database instead (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/browser).
         database_url=os.environ.get("EXCHANGE_TEST_BROWSER_DATABASE_URL", ""),
-        public_base_url=base_url,
         login_attempts_per_minute=10_000,
         log_format="json",
         log_level="WARNING",
+        public_base_url=f"http://127.0.0.1:{_free_port()}",
     )
+
+
+@pytest.fixture(scope="session")
+def server(browser_settings: Settings) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)")
+    settings = browser_settings
+    base_url = settings.public_base_url
+    port = int(base_url.rsplit(":", 1)[1])
     settings.ensure_data_dir()
 
     async def seed() -> None:

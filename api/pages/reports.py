@@ -1,0 +1,349 @@
+"""Report pages: what a department, or the whole platform, achieved in a period.
+
+`/coord/report` (the coordinator's department), `/audit/report` (a department auditor's own;
+a platform auditor picks one, or the whole platform) and `/admin/report` (the platform, or
+one department). A period picker (a campaign, this week, custom dates), figure cards, the
+charts drawn on the server with their numbers as tables, and the CO2e factors with their
+sources. Prints on A4.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from litestar import Controller, Request, get
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+from litestar.response import Template
+from litestar.security.jwt import Token
+from markupsafe import Markup
+
+from api import charts
+from api.auth import requires
+from api.pages.employee import category_name
+from api.pages.rendering import language_of, page, translator
+from api.pages.report_charts import report_charts
+from api.pages.templating import SHANGHAI
+from api.params import DB
+from catalog import departments
+from catalog.identity import Identity
+from catalog.models import Department, Role
+from catalog.paging import MAX_LIMIT
+from exchange import campaigns, reports, summaries
+from exchange.categories import CATEGORIES, Unit
+from exchange.errors import ExchangeError, InvalidInput
+
+DateFrom = Annotated[str | None, Parameter(query="from", max_length=10, required=False)]
+DateTo = Annotated[str | None, Parameter(query="to", max_length=10, required=False)]
+Campaign = Annotated[str | None, Parameter(max_length=64, required=False)]
+Chosen = Annotated[str | None, Parameter(max_length=64, required=False)]
+
+
+@dataclass(frozen=True)
+class PeriodChoice:
+    """What the period picker sent, the period it resolved to, and what to offer."""
+
+    campaign: str
+    date_from: str
+    date_to: str
+    period: reports.Period | None
+    error: str | None
+    campaigns: list[Any]
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The period as query parameters, for links to other formats and pages."""
+        if self.period is None:
+            return {}
+        if self.period.campaign_id:
+            return {"campaign": self.period.campaign_id}
+        return {"from": self.period.first_day.isoformat(), "to": self.period.last_day.isoformat()}
+
+
+def this_week(today: date) -> tuple[str, str]:
+    """Monday of this week (Asia/Shanghai) to today."""
+    return (today - timedelta(days=today.weekday())).isoformat(), today.isoformat()
+
+
+def has_nul(*values: str | None) -> bool:
+    """PostgreSQL cannot compare text holding NUL: such input names nothing that exists."""
+    return any(value and "\x00" in value for value in values)
+
+
+def this_week_days() -> tuple[str, str]:
+    return this_week(datetime.now(SHANGHAI).date())
+
+
+async def choose_period(
+    request: Request[Any, Any, Any],
+    db: DB,
+    department_id: str | None,
+    campaign: str | None,
+    date_from: str | None,
+    date_to: str | None,
+) -> PeriodChoice:
+    """The period asked for; with nothing asked, the latest campaign that has begun, or
+    this week. A bad choice comes back as a message for the picker, not an error page."""
+    _ = translator(request).gettext
+    listing = await campaigns.list_campaigns(db, department_id, limit=MAX_LIMIT, after=None)
+    offered = sorted(listing.items, key=lambda c: c.starts_at, reverse=True)
+    now = datetime.now(SHANGHAI)
+    if not (campaign or date_from or date_to):
+        begun = [c for c in offered if c.starts_at <= now]
+        if begun:
+            campaign = begun[0].id
+        else:
+            date_from, date_to = this_week(now.date())
+    period, error = None, None
+    try:
+        if has_nul(campaign, date_from, date_to):
+            raise InvalidInput("from", "no NUL characters")
+        period = await reports.resolve_period(
+            db, department_id, campaign=campaign, date_from=date_from, date_to=date_to
+        )
+    except InvalidInput as refused:
+        error = {
+            "campaign": _("Choose a campaign, or dates, not both."),
+            "to": _(
+                "The last day must not be before the first, and a report covers at most 366 days."
+            ),
+        }.get(refused.field, _("Enter both dates as YYYY-MM-DD, or choose a campaign."))
+    except ExchangeError:
+        error = _("There is no such campaign.")
+    return PeriodChoice(
+        campaign=campaign or "",
+        date_from=date_from or "",
+        date_to=date_to or "",
+        period=period,
+        error=error,
+        campaigns=offered,
+    )
+
+
+@dataclass(frozen=True)
+class ShownChart:
+    chart: charts.Chart
+    svg: Markup
+
+
+async def drawn(chart_list: list[charts.Chart]) -> list[ShownChart]:
+    svgs = await charts.svgs(chart_list)
+    # The SVG is our own drawing, every text in it escaped by ElementTree.
+    return [ShownChart(c, Markup(s)) for c, s in zip(chart_list, svgs, strict=True)]
+
+
+def category_rows(report: reports.Report, language: str) -> list[dict[str, Any]]:
+    rows = []
+    for row in report.categories:
+        kind = CATEGORIES[row.category]
+        factor = reports.CO2E_FACTORS[row.category]
+        rows.append(
+            {
+                "name": category_name(kind, language),
+                "weighed": kind.unit is Unit.gram,
+                "quantity": reports.format_kg(row.quantity)
+                if kind.unit is Unit.gram
+                else f"{row.quantity:,}",
+                "count": row.count,
+                "points": row.points,
+                "co2e": None if row.co2e_grams is None else reports.format_kg(row.co2e_grams),
+                "factor": factor,
+            }
+        )
+    return rows
+
+
+def factor_rows(language: str) -> list[dict[str, Any]]:
+    return [
+        {"name": category_name(CATEGORIES[code], language), "factor": factor}
+        for code, factor in reports.CO2E_FACTORS.items()
+    ]
+
+
+def department_columns(request: Request[Any, Any, Any]) -> list[tuple[str, str, bool]]:
+    """The platform table's columns: sort key, heading, whether it holds numbers."""
+    _ = translator(request).gettext
+    return [
+        ("name", _("Department"), False),
+        ("members", _("Members"), True),
+        ("participants", _("Taking part"), True),
+        ("rate_permille", _("Participation rate"), True),
+        ("paper_grams", _("kg of paper"), True),
+        ("items", _("Cartridges and devices"), True),
+        ("points_issued", _("Points issued"), True),
+        ("points_spent", _("Points spent"), True),
+        ("value_fen", _("Yuan for the village"), True),
+        ("co2e_grams", _("kg CO2e avoided"), True),
+    ]
+
+
+class ReportPages(Controller):
+    include_in_schema = False
+
+    @get("/coord/report", guards=[requires(Role.coordinator)])
+    async def coordinator(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        campaign: Campaign = None,
+        date_from: DateFrom = None,
+        date_to: DateTo = None,
+    ) -> Template:
+        department = await departments.get_department(
+            db, request.user, request.user.department_id or ""
+        )
+        return await self._show(
+            request, db, "/coord/report", department, [], campaign, date_from, date_to
+        )
+
+    @get("/audit/report", guards=[requires(Role.auditor)])
+    async def auditor(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        department: Chosen = None,
+        campaign: Campaign = None,
+        date_from: DateFrom = None,
+        date_to: DateTo = None,
+    ) -> Template:
+        return await self._chosen(
+            request, db, "/audit/report", department, campaign, date_from, date_to
+        )
+
+    @get("/admin/report", guards=[requires(Role.admin)])
+    async def admin(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        department: Chosen = None,
+        campaign: Campaign = None,
+        date_from: DateFrom = None,
+        date_to: DateTo = None,
+        sort: Chosen = None,
+        desc: Chosen = None,
+    ) -> Template:
+        return await self._chosen(
+            request, db, "/admin/report", department, campaign, date_from, date_to, sort, desc
+        )
+
+    async def _chosen(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        here: str,
+        chosen: str | None,
+        campaign: str | None,
+        date_from: str | None,
+        date_to: str | None,
+        sort: str | None = None,
+        desc: str | None = None,
+    ) -> Template:
+        """A department's auditor sees their own; platform staff pick one or the platform."""
+        visible = await departments.list_departments(db, request.user, limit=MAX_LIMIT, after=None)
+        if not request.user.is_platform:
+            chosen = request.user.department_id
+        if has_nul(chosen):
+            raise NotFoundException("No such department.")
+        department = await departments.get_department(db, request.user, chosen) if chosen else None
+        return await self._show(
+            request,
+            db,
+            here,
+            department,
+            visible.items if request.user.is_platform else [],
+            campaign,
+            date_from,
+            date_to,
+            sort,
+            desc,
+        )
+
+    async def _show(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        here: str,
+        department: Department | None,
+        choices: list[Department],
+        campaign: str | None,
+        date_from: str | None,
+        date_to: str | None,
+        sort: str | None = None,
+        desc: str | None = None,
+    ) -> Template:
+        _ = translator(request).gettext
+        language = language_of(request)
+        scope_id = department.id if department else None
+        choice = await choose_period(request, db, scope_id, campaign, date_from, date_to)
+        report = platform = None
+        shown: list[ShownChart] = []
+        sort_key = sort if sort in reports.DEPARTMENT_SORT_KEYS else "name"
+        descending = desc == "1"
+        if choice.period is not None:
+            if department is not None:
+                report = await reports.department_report(db, department.id, choice.period)
+                shown = await drawn(report_charts(report, language))
+            else:
+                platform = await reports.platform_report(
+                    db, choice.period, sort=sort_key, descending=descending
+                )
+                report = platform.totals
+                shown = await drawn(report_charts(report, language, platform.departments))
+        if department is not None:
+            api = f"/api/departments/{department.id}/report"
+        else:
+            api = "/api/reports/platform"
+        downloads = {
+            fmt: f"{api}?{urlencode({**choice.query, 'format': fmt})}" for fmt in ("csv", "xlsx")
+        }
+        week_from, week_to = this_week_days()
+        keep = {"department": department.id} if department is not None and choices else {}
+
+        def sort_query(key: str) -> str:
+            flip = key == sort_key and not descending
+            return urlencode({**choice.query, "sort": key, **({"desc": "1"} if flip else {})})
+
+        return page(
+            request,
+            "reports/report.html",
+            status_code=422 if choice.error else 200,
+            title=_("Report"),
+            action=here,
+            period_label=summaries.period_text(choice.period, language) if choice.period else "",
+            rate=reports.format_rate,
+            week_query=urlencode({**keep, "from": week_from, "to": week_to}),
+            sort_query=sort_query,
+            department_query=lambda d: urlencode({**choice.query, "department": d}),
+            department_columns=department_columns(request),
+            department=department,
+            departments=choices,
+            choice=choice,
+            report=report,
+            platform=platform,
+            charts=shown,
+            categories=category_rows(report, language) if report else [],
+            factors=factor_rows(language),
+            downloads=downloads,
+            sort=sort_key,
+            descending=descending,
+            summary_link=self._summary_link(request, department, choice),
+        )
+
+    def _summary_link(
+        self,
+        request: Request[Identity, Token, Any],
+        department: Department | None,
+        choice: PeriodChoice,
+    ) -> str | None:
+        if choice.period is None:
+            return None
+        if (
+            request.user.has(Role.coordinator)
+            and department
+            and department.id == request.user.department_id
+        ):
+            return f"/coord/summary?{urlencode(choice.query)}"
+        if request.user.has(Role.admin) and department is None:
+            return f"/admin/summary?{urlencode(choice.query)}"
+        return None
