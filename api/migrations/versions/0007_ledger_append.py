@@ -11,7 +11,7 @@ same canonical bytes as ``ledger.encoding.encode_entry`` (tests compare them).
 SQLite has no such function: ledger/transfers.py writes there in Python.
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007"
-down_revision = "0003"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
