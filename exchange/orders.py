@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.identity import Identity
@@ -366,11 +365,10 @@ async def sweep_expired_orders(
     expired — each batch of a department in one transaction. Returns how many expired."""
     now = now or utcnow()
     async with session_factory() as session, session.begin():
-        department_ids = list(
-            (await session.execute(select(Department.id).order_by(col(Department.id))))
-            .scalars()
-            .all()
-        )
+        conn = await session.connection()
+        departments = Department.__table__
+        query = select(departments.c.id).order_by(departments.c.id)
+        department_ids = list((await conn.execute(query)).scalars().all())
     total = 0
     for department_id in department_ids:
         while True:
