@@ -20,7 +20,7 @@ from litestar.static_files import create_static_files_router
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
-from api.auth import create_auth
+from api.auth import IdentityCache, create_auth
 from api.boundary import check_input
 from api.controllers.auth import AuthController
 from api.controllers.campaigns import CampaignController
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     settings.ensure_data_dir()
     engine = db.create_engine(settings.database_url)
+    identity_cache = IdentityCache(settings.identity_cache_seconds)
+    identity_cache.watch(engine)
     auth = create_auth(
         settings.jwt_signing_secret, settings.access_token_minutes, settings.secure_cookies
     )
@@ -108,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "engine": engine,
                 "session_factory": db.create_session_factory(engine),
                 "auth": auth,
+                "identity_cache": identity_cache,
             }
         ),
         lifespan=[lifespan, periodic_sweep],

@@ -2,6 +2,7 @@
 
 import asyncio
 import getpass
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,12 +27,39 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the service (migrates the database first)."""
-    from api.app import create_app
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="worker processes  [default: the number of cores]",
+)
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Run the service (migrates the database first).
 
+    Each worker is a process of its own with its own connections; exactly one of them runs
+    the expiry sweep. On SIGTERM or Ctrl-C they stop accepting connections and finish the
+    requests in flight. On SQLite all workers share the one database file, whose writes
+    take turns: more workers add throughput to reads and request handling, not to writes.
+    """
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+    settings.ensure_data_dir()
+    # Once, before the workers start: they would otherwise race to create the schema, the
+    # JWT secret and the signing keys.
+    db.upgrade(settings.database_url)
+    settings.jwt_signing_secret  # noqa: B018
+    settings.keyring  # noqa: B018
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers or os.cpu_count() or 1,
+        # A new worker re-imports this command before it can answer the supervisor's pings;
+        # on a busy machine that takes longer than uvicorn's default of 5 s, which would
+        # kill and respawn it forever.
+        timeout_worker_healthcheck=60,
+        **uvicorn_options(settings),
+    )
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

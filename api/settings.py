@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     # Empty means a secret generated on first run into the data directory.
     jwt_secret: str = ""
     access_token_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    # How long a worker may remember who a token belongs to and that it is not revoked:
+    # a logout or role change made through another worker takes effect there within this
+    # many seconds (at once in the worker that made it). 0: load the caller every request.
+    identity_cache_seconds: float = Field(default=5.0, ge=0, le=60)
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     login_attempts_per_minute: int = Field(default=10, ge=1)

@@ -7,27 +7,141 @@ they weighed or counted something else) or rejects it (voiding it).
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.identity import Identity
-from catalog.models import utcnow
+from catalog.models import User, new_id, utcnow
 from catalog.paging import Page
 from exchange import campaigns
 from exchange.access import require_approved
-from exchange.categories import category
-from exchange.errors import DailyCapReached, InvalidInput, InvalidTransition, NotFound
-from exchange.idempotency import check_key, check_replay, fingerprint, lock_user
-from exchange.models import Campaign, Dropoff, DropoffStatus, Policy
-from exchange.points import ISSUANCE, dropoff_reference, open_accounts, user_account
+from exchange.categories import Category, category
+from exchange.errors import (
+    CategoryNotRated,
+    DailyCapReached,
+    ExchangeError,
+    ForeignStation,
+    InvalidInput,
+    InvalidTransition,
+    NoOpenCampaign,
+    NotFound,
+    StationInactive,
+)
+from exchange.idempotency import Claim, check_key, check_replay, fingerprint
+from exchange.models import Campaign, CampaignRate, Dropoff, DropoffStatus, Policy, Station
+from exchange.points import ISSUANCE, dropoff_reference, transfer_for, user_account
 from exchange.records import get_visible, list_records
-from exchange.stations import usable_station
 from ledger import transfers
 
 MAX_REASON = 300
+
+D = Dropoff.__table__
+U = User.__table__
+S = Station.__table__
+C = Campaign.__table__
+R = CampaignRate.__table__
+
+# SQLAlchemy Core statements, built once and compiled once: the drop-off path is the
+# hottest write of the service, so it reads in as few round trips as its invariants allow.
+
+# The department's open campaign; its own wins over a platform-wide one.
+_OPEN_CAMPAIGN = (
+    select(C.c.id)
+    .where(
+        or_(C.c.department_id.is_(None), C.c.department_id == bindparam("dep")),
+        C.c.starts_at <= bindparam("now"),
+        C.c.ends_at > bindparam("now"),
+    )
+    .order_by(C.c.department_id.is_(None))
+    .limit(1)
+    .scalar_subquery()
+)
+# The station, the open campaign and its rate for the category, in one round trip.
+_CONTEXT = (
+    select(
+        U.c.id,
+        S.c.id.label("station_id"),
+        S.c.department_id.label("station_department"),
+        S.c.name.label("station_name"),
+        S.c.active.label("station_active"),
+        C.c.id.label("campaign_id"),
+        C.c.name.label("campaign_name"),
+        C.c.policy,
+        C.c.daily_cap_points,
+        R.c.points.label("rate"),
+    )
+    .select_from(
+        U.outerjoin(S, S.c.code == bindparam("code"))
+        .outerjoin(C, C.c.id == _OPEN_CAMPAIGN)
+        .outerjoin(R, and_(R.c.campaign_id == C.c.id, R.c.category == bindparam("category")))
+    )
+    .where(U.c.id == bindparam("uid"))
+)
+# ... read while locking the user: their drop-offs take turns, so the daily cap counted by
+# the claim below sees every earlier drop-off of theirs. FOR NO KEY UPDATE does not block
+# inserts of rows referencing the user (they take KEY SHARE); SQLite has one writer and
+# ignores the clause.
+_LOCK_AND_CONTEXT = _CONTEXT.with_for_update(of=U, key_share=True)
+_USED_TODAY = (
+    select(func.coalesce(func.sum(D.c.points), 0))
+    .where(
+        D.c.department_id == bindparam("department_id"),
+        D.c.user_id == bindparam("user_id"),
+        D.c.local_day == bindparam("local_day"),
+        D.c.status != DropoffStatus.rejected.value,
+        D.c.id != bindparam("id"),
+    )
+    .scalar_subquery()
+)
+# The drop-off, inserted only if its key is new and it fits under the daily cap: one round
+# trip for the key check, the cap and the write. Its statement starts after the user lock
+# was granted, so at READ COMMITTED the sum sees the user's previous drop-off.
+_CLAIM = Claim(
+    D,
+    select(*[bindparam(c.name, type_=c.type) for c in D.columns]).where(
+        _USED_TODAY + bindparam("points") <= bindparam("cap")
+    ),
+)
+_BY_KEY = select(D).where(
+    D.c.department_id == bindparam("dep"),
+    D.c.user_id == bindparam("uid"),
+    D.c.idempotency_key == bindparam("key"),
+)
+_CREDITED = (
+    update(D)
+    .where(D.c.department_id == bindparam("b_dep"), D.c.id == bindparam("b_id"))
+    .values(
+        ledger_seq=bindparam("ledger_seq"),
+        status=bindparam("status"),
+        decided_at=bindparam("decided_at"),
+    )
+)
+
+
+# A decision locks the drop-off and reads its campaign's cap in one round trip.
+_LOCK_FOR_DECISION = (
+    select(D, C.c.daily_cap_points)
+    .join(C, C.c.id == D.c.campaign_id)
+    .where(D.c.department_id == bindparam("dep"), D.c.id == bindparam("id"))
+    .with_for_update(of=D)
+)
+_DECIDE = (
+    update(D)
+    .where(D.c.department_id == bindparam("b_dep"), D.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("status"),
+        points=bindparam("points"),
+        confirmed_quantity=bindparam("confirmed_quantity"),
+        resolution_seq=bindparam("resolution_seq"),
+        adjustment_seq=bindparam("adjustment_seq"),
+        decided_at=bindparam("decided_at"),
+        decided_by=bindparam("decided_by"),
+        reject_reason=bindparam("reject_reason"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -36,32 +150,24 @@ class Logged:
     replayed: bool  # True: the idempotency key was seen before; this is the original
 
 
+def _dropoff(row: Any) -> Dropoff:
+    return Dropoff(**{column.name: row._mapping[column.name] for column in D.columns})
+
+
 async def _points_today(
-    session: AsyncSession, department_id: str, user_id: str, day: str, *, excluding: str = ""
+    conn: AsyncConnection, department_id: str, user_id: str, day: str, *, excluding: str = ""
 ) -> int:
-    total = await session.exec(
-        select(func.coalesce(func.sum(Dropoff.points), 0)).where(
-            Dropoff.department_id == department_id,
-            Dropoff.user_id == user_id,
-            Dropoff.local_day == day,
-            Dropoff.status != DropoffStatus.rejected,
-            Dropoff.id != excluding,
-        )
-    )
-    return int(total.one())
+    params = {"department_id": department_id, "user_id": user_id, "local_day": day}
+    return int((await conn.execute(select(_USED_TODAY), {**params, "id": excluding})).scalar_one())
 
 
-async def _existing(
-    session: AsyncSession, department_id: str, user_id: str, key: str
+async def _by_key(
+    conn: AsyncConnection, department_id: str, user_id: str, key: str
 ) -> Dropoff | None:
-    found = await session.exec(
-        select(Dropoff).where(
-            Dropoff.department_id == department_id,
-            Dropoff.user_id == user_id,
-            Dropoff.idempotency_key == key,
-        )
-    )
-    return found.first()
+    row = (
+        await conn.execute(_BY_KEY, {"dep": department_id, "uid": user_id, "key": key})
+    ).one_or_none()
+    return None if row is None else _dropoff(row)
 
 
 async def log_dropoff(
@@ -88,53 +194,69 @@ async def log_dropoff(
             "unit": unit,
         }
     )
-    await lock_user(session, user_id)
-    if (found := await _existing(session, department_id, user_id, key)) is not None:
-        check_replay(key, found.request_hash, request_hash)
-        return Logged(found, replayed=True)
-
     now = now or utcnow()
-    station = await usable_station(session, caller, station_code)
-    kind = category(category_code)
-    kind.check_unit(unit)
-    kind.check_quantity(quantity)
-    campaign = await campaigns.open_campaign(session, department_id, now)
-    rate = await campaigns.rate_for(session, campaign, kind.code)
-    points = kind.points(quantity, rate)
-    if points < 1:
-        raise InvalidInput(
-            "quantity", f"earns no points at {rate} points per {kind.rate_unit}; bring more"
+    conn = await session.connection()
+    context = (
+        await conn.execute(
+            _LOCK_AND_CONTEXT,
+            {
+                "uid": user_id,
+                "dep": department_id,
+                "code": station_code.strip().lower(),
+                "category": category_code,
+                "now": now,
+            },
         )
-    day = campaigns.local_day(now)
-    used = await _points_today(session, department_id, user_id, day)
-    _check_cap(campaign, used, points)
+    ).one_or_none()
+    try:
+        kind, rate, points = _priced(caller, context, station_code, category_code, quantity, unit)
+    except ExchangeError:
+        # A retry of a request that succeeded gets its original answer, even if the
+        # station or the campaign changed since.
+        if (found := await _by_key(conn, department_id, user_id, key)) is not None:
+            check_replay(key, found.request_hash, request_hash)
+            return Logged(found, replayed=True)
+        raise
+    assert context is not None
 
-    dropoff = Dropoff(
-        department_id=department_id,
-        user_id=user_id,
-        station_id=station.id,
-        campaign_id=campaign.id,
-        category=kind.code,
-        unit=kind.unit.value,
-        quantity=quantity,
-        rate_points=rate,
-        points=points,
-        status=DropoffStatus.pending,
-        local_day=day,
-        ledger_seq=0,
-        created_at=now,
-        idempotency_key=key,
-        request_hash=request_hash,
-    )
-    if (original := await _claim(session, dropoff)) is not None:
-        check_replay(key, original.request_hash, request_hash)
-        return Logged(original, replayed=True)
+    auto = context.policy == Policy.auto
+    values = {
+        "department_id": department_id,
+        "id": new_id(),
+        "user_id": user_id,
+        "station_id": context.station_id,
+        "campaign_id": context.campaign_id,
+        "category": kind.code,
+        "unit": kind.unit.value,
+        "quantity": quantity,
+        "confirmed_quantity": None,
+        "rate_points": rate,
+        "points": points,
+        "status": DropoffStatus.pending.value,
+        "local_day": campaigns.local_day(now),
+        "ledger_seq": 0,
+        "resolution_seq": None,
+        "adjustment_seq": None,
+        "created_at": now,
+        "decided_at": None,
+        "decided_by": None,
+        "reject_reason": None,
+        "idempotency_key": key,
+        "request_hash": request_hash,
+    }
+    if not await _CLAIM(conn, {**values, "cap": context.daily_cap_points}):
+        if (found := await _by_key(conn, department_id, user_id, key)) is not None:
+            check_replay(key, found.request_hash, request_hash)
+            return Logged(found, replayed=True)
+        used = await _points_today(conn, department_id, user_id, values["local_day"])
+        _check_cap(context.daily_cap_points, used, points)
+        raise AssertionError("the claim failed with neither its key taken nor the cap reached")
 
-    auto = campaign.policy == Policy.auto
-    await open_accounts(session, department_id, user_id)
-    entry = await transfers.transfer(
+    dropoff = Dropoff(**values)
+    entry = await transfer_for(
         session,
-        ledger_id=department_id,
+        department_id,
+        user_id,
         debit=ISSUANCE,
         credit=user_account(user_id),
         amount=points,
@@ -148,35 +270,68 @@ async def log_dropoff(
     if auto:
         dropoff.status = DropoffStatus.confirmed
         dropoff.decided_at = now
-    session.add(dropoff)
-    await session.flush()
+    await conn.execute(
+        _CREDITED,
+        {
+            "b_dep": department_id,
+            "b_id": dropoff.id,
+            "ledger_seq": entry.seq,
+            "status": dropoff.status,
+            "decided_at": dropoff.decided_at,
+        },
+    )
     return Logged(dropoff, replayed=False)
 
 
-async def _claim(session: AsyncSession, dropoff: Dropoff) -> Dropoff | None:
-    """Insert the drop-off, taking its idempotency key; None when that worked, else the
-    drop-off a concurrent request with the same key committed first."""
-    try:
-        async with session.begin_nested():
-            session.add(dropoff)
-        return None
-    except IntegrityError:
-        # Only reachable if something bypassed the user lock: the unique index decides.
-        original = await _existing(
-            session, dropoff.department_id, dropoff.user_id, dropoff.idempotency_key
+def _priced(
+    caller: Identity,
+    context: Any,
+    station_code: str,
+    category_code: str,
+    quantity: int,
+    unit: str | None,
+) -> tuple[Category, int, int]:
+    """The checks of a new drop-off, in the order the API documents them; its category,
+    rate and points."""
+    if context is None:
+        raise NotFound("Your account no longer exists.")
+    if context.station_id is None:
+        raise NotFound(f"No collection point with code {station_code!r}.")
+    if not caller.may_see_department(context.station_department):
+        raise ForeignStation(
+            "This collection point belongs to another department; use one of your own."
         )
-        if original is None:
-            raise
-        return original
+    if not context.station_active:
+        raise StationInactive(
+            f"The collection point {context.station_name!r} is not in use any more."
+        )
+    kind = category(category_code)
+    kind.check_unit(unit)
+    kind.check_quantity(quantity)
+    if context.campaign_id is None:
+        raise NoOpenCampaign(
+            "No exchange campaign is open right now, so drop-offs cannot be recorded."
+        )
+    if context.rate is None:
+        raise CategoryNotRated(
+            f"The campaign {context.campaign_name!r} gives no points for {category_code!r}."
+        )
+    rate = int(context.rate)
+    points = kind.points(quantity, rate)
+    if points < 1:
+        raise InvalidInput(
+            "quantity", f"earns no points at {rate} points per {kind.rate_unit}; bring more"
+        )
+    return kind, rate, points
 
 
-def _check_cap(campaign: Campaign, used: int, points: int) -> None:
-    remaining = max(0, campaign.daily_cap_points - used)
+def _check_cap(daily_cap: int, used: int, points: int) -> None:
+    remaining = max(0, daily_cap - used)
     if points > remaining:
         raise DailyCapReached(
             f"This drop-off is worth {points} points but only {remaining} of the daily cap of "
-            f"{campaign.daily_cap_points} points are left today (Asia/Shanghai).",
-            campaign.daily_cap_points,
+            f"{daily_cap} points are left today (Asia/Shanghai).",
+            daily_cap,
             remaining,
         )
 
@@ -211,18 +366,39 @@ async def list_dropoffs(
 
 
 async def _pending_for_decision(
-    session: AsyncSession, department_id: str, dropoff_id: str, action: str
-) -> Dropoff:
-    dropoff = await session.get(
-        Dropoff, (department_id, dropoff_id), with_for_update=True, populate_existing=True
-    )
-    if dropoff is None:
+    conn: AsyncConnection, department_id: str, dropoff_id: str, action: str
+) -> tuple[Dropoff, int]:
+    """The pending drop-off, locked, and its campaign's daily cap."""
+    row = (
+        await conn.execute(_LOCK_FOR_DECISION, {"dep": department_id, "id": dropoff_id})
+    ).one_or_none()
+    if row is None:
         raise NotFound(f"No drop-off {dropoff_id!r}.")
+    dropoff = _dropoff(row)
     if dropoff.status != DropoffStatus.pending:
         raise InvalidTransition(
             f"The drop-off is {dropoff.status}; only pending drop-offs can be {action}.",
             dropoff.status,
         )
+    return dropoff, row.daily_cap_points
+
+
+async def _decide(conn: AsyncConnection, dropoff: Dropoff) -> Dropoff:
+    await conn.execute(
+        _DECIDE,
+        {
+            "b_dep": dropoff.department_id,
+            "b_id": dropoff.id,
+            "status": dropoff.status,
+            "points": dropoff.points,
+            "confirmed_quantity": dropoff.confirmed_quantity,
+            "resolution_seq": dropoff.resolution_seq,
+            "adjustment_seq": dropoff.adjustment_seq,
+            "decided_at": dropoff.decided_at,
+            "decided_by": dropoff.decided_by,
+            "reject_reason": dropoff.reject_reason,
+        },
+    )
     return dropoff
 
 
@@ -239,17 +415,17 @@ async def confirm_dropoff(
     posts part of the pending credit; more posts all of it and credits the difference. The
     daily cap still holds: extra points beyond it are not credited."""
     now = now or utcnow()
-    dropoff = await _pending_for_decision(session, department_id, dropoff_id, "confirmed")
+    conn = await session.connection()
+    dropoff, daily_cap = await _pending_for_decision(conn, department_id, dropoff_id, "confirmed")
     kind = category(dropoff.category)
     final_quantity = dropoff.quantity if quantity is None else quantity
     kind.check_quantity(final_quantity)
     points = kind.points(final_quantity, dropoff.rate_points)
     if points > dropoff.points:
-        campaign = await campaigns.get_campaign(session, dropoff.campaign_id)
         used = await _points_today(
-            session, department_id, dropoff.user_id, dropoff.local_day, excluding=dropoff.id
+            conn, department_id, dropoff.user_id, dropoff.local_day, excluding=dropoff.id
         )
-        points = min(points, max(dropoff.points, campaign.daily_cap_points - used))
+        points = min(points, max(dropoff.points, daily_cap - used))
 
     reference = dropoff_reference(dropoff.id)
     if points == 0:
@@ -291,9 +467,7 @@ async def confirm_dropoff(
     dropoff.status = DropoffStatus.confirmed
     dropoff.decided_at = now
     dropoff.decided_by = actor_id
-    session.add(dropoff)
-    await session.flush()
-    return dropoff
+    return await _decide(conn, dropoff)
 
 
 async def reject_dropoff(
@@ -309,7 +483,8 @@ async def reject_dropoff(
     if not reason or len(reason) > MAX_REASON:
         raise InvalidInput("reason", f"1-{MAX_REASON} characters saying why")
     now = now or utcnow()
-    dropoff = await _pending_for_decision(session, department_id, dropoff_id, "rejected")
+    conn = await session.connection()
+    dropoff, _ = await _pending_for_decision(conn, department_id, dropoff_id, "rejected")
     entry = await transfers.void_pending(
         session,
         ledger_id=department_id,
@@ -323,6 +498,4 @@ async def reject_dropoff(
     dropoff.decided_at = now
     dropoff.decided_by = actor_id
     dropoff.reject_reason = reason
-    session.add(dropoff)
-    await session.flush()
-    return dropoff
+    return await _decide(conn, dropoff)

@@ -2,18 +2,20 @@
 
 A key is unique per (department, user); the row it created stores a fingerprint of the
 request. The same key with the same request returns that row again; with a different
-request it is a conflict. Writers of one user are serialized (see `lock_user`), so the
-unique index is the last line of defence rather than the usual path.
+request it is a conflict. A write claims its key by inserting its row with
+INSERT ... ON CONFLICT DO NOTHING (`claim`): the unique index decides, a concurrent request
+with the same key waits for the first to commit and then finds its row, and nothing ever
+raises mid-transaction, so no savepoint is needed.
 """
 
 import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import Select, Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from catalog.models import User
 from exchange.errors import IdempotencyKeyMissing, IdempotencyKeyReused, InvalidInput
 
 MAX_KEY_LENGTH = 128
@@ -42,13 +44,20 @@ def check_replay(key: str, stored_hash: str, request_hash: str) -> None:
         raise IdempotencyKeyReused(key)
 
 
-async def lock_user(session: AsyncSession, user_id: str) -> None:
-    """Serialize one user's drop-offs and orders: the daily cap, the key check and the
-    balance check each see every earlier write of that user.
+class Claim:
+    """INSERT INTO `table` the row `rows` selects, unless its key (or id) is taken: one
+    statement, compiled once per dialect."""
 
-    FOR NO KEY UPDATE does not block inserts of rows referencing the user (they take
-    KEY SHARE). SQLite has a single writer anyway and ignores the clause.
-    """
-    await session.exec(
-        select(User.id).where(User.id == user_id).with_for_update(key_share=True)  # type: ignore[arg-type]
-    )
+    def __init__(self, table: Table, rows: Select[Any]) -> None:
+        columns = [column.name for column in table.columns]
+        self._by_dialect = {
+            "postgresql": postgresql.insert(table).from_select(columns, rows),
+            "sqlite": sqlite.insert(table).from_select(columns, rows),
+        }
+        for name, statement in self._by_dialect.items():
+            self._by_dialect[name] = statement.on_conflict_do_nothing()
+
+    async def __call__(self, conn: AsyncConnection, params: dict[str, Any]) -> bool:
+        """True when the row was inserted; False when the key was taken already."""
+        result = await conn.execute(self._by_dialect[conn.dialect.name], params)
+        return result.rowcount == 1

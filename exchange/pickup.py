@@ -28,6 +28,7 @@ from exchange.errors import (
     PickupTokenSignatureInvalid,
 )
 from exchange.models import Order, OrderStatus
+from exchange.orders import locked_order, resolve
 from ledger import transfers
 from ledger.errors import UnknownKey
 from ledger.signing import KeyRing, PublicKeySet
@@ -141,12 +142,8 @@ async def redeem(
         )
     # The row lock makes concurrent scans of one token take turns: the second one sees the
     # order already fulfilled.
-    order = await session.get(
-        Order,
-        (claims.department_id, claims.order_id),
-        with_for_update=True,
-        populate_existing=True,
-    )
+    conn = await session.connection()
+    order = await locked_order(conn, claims.department_id, claims.order_id)
     if order is None or order.pickup_jti != claims.jti:
         raise PickupTokenRevoked("The token does not belong to a current order.")
     if order.status == OrderStatus.fulfilled:
@@ -172,6 +169,4 @@ async def redeem(
     order.resolution_seq = entry.seq
     order.resolved_at = now
     order.resolved_by = coordinator_id
-    session.add(order)
-    await session.flush()
-    return order
+    return await resolve(conn, order)

@@ -10,13 +10,15 @@ credits (drop-offs awaiting a steward) are shown but not spendable.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.models import utcnow
+from ledger import transfers
 from ledger.accounts import AccountFlags, get_account, open_account
-from ledger.encoding import to_us
-from ledger.errors import AccountNotFound
+from ledger.encoding import Entry, to_us
+from ledger.errors import AccountNotFound, LedgerNotFound
 
 ISSUANCE = "issuance"
 REDEMPTION = "redemption"
@@ -53,6 +55,24 @@ async def open_accounts(session: AsyncSession, department_id: str, user_id: str)
         AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
         created_at_us=now_us,
     )
+
+
+async def transfer_for(
+    session: AsyncSession, department_id: str, user_id: str, **transfer: Any
+) -> Entry:
+    """`ledger.transfers.transfer` on the department's ledger, for a transfer between the
+    user's account and issuance or redemption.
+
+    Accounts are opened once, on a user's first write, not on every write: the transfer
+    itself finds out that they are missing (before it writes anything), so members who
+    joined before this rule and new members alike get them without a migration, and every
+    later write pays no statement for them.
+    """
+    try:
+        return await transfers.transfer(session, ledger_id=department_id, **transfer)
+    except (LedgerNotFound, AccountNotFound):
+        await open_accounts(session, department_id, user_id)
+        return await transfers.transfer(session, ledger_id=department_id, **transfer)
 
 
 async def points_of(session: AsyncSession, department_id: str, user_id: str) -> Points:

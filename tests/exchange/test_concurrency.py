@@ -308,13 +308,9 @@ async def test_without_the_user_lock_the_unique_key_still_creates_one_order_and_
     factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The backstop: concurrent same-key requests that all pass the key check lose the race
-    on the unique index, roll back to their savepoint and answer the winner's row."""
-
-    async def no_lock(session: AsyncSession, user_id: str) -> None:
-        return None
-
-    monkeypatch.setattr(orders, "lock_user", no_lock)
-    monkeypatch.setattr(dropoffs, "lock_user", no_lock)
+    on the unique index (INSERT ... ON CONFLICT DO NOTHING waits for the winner) and answer
+    the winner's row. Orders take no user lock at all; drop-offs' is switched off here."""
+    monkeypatch.setattr(dropoffs, "_LOCK_AND_CONTEXT", dropoffs._CONTEXT)
     s = await setup(factory, employees=1)
     employee = s.employees[0]
 
