@@ -61,25 +61,25 @@ async def product(client: Client, world: World, station: dict[str, Any]) -> dict
     return await add_product(client, world.headers["coord-a"], world.dept_a, price=100)
 
 
-async def test_a_dropoff_issues_6_statements_on_postgresql_9_on_sqlite(
+async def test_a_dropoff_issues_4_statements_on_postgresql_9_on_sqlite(
     client: Client, world: World, station: dict[str, Any]
 ) -> None:
     with counting(client) as statements:
         response = await drop(client, world.headers["emp-a"], station["code"], "ink_cartridge", 1)
     assert response.status_code == 201, response.text
-    assert len(statements) == expected(client, postgresql=6, sqlite=9), statements
+    assert len(statements) == expected(client, postgresql=4, sqlite=9), statements
 
 
-async def test_an_order_issues_6_statements_on_postgresql_10_on_sqlite(
+async def test_an_order_issues_4_statements_on_postgresql_10_on_sqlite(
     client: Client, world: World, product: dict[str, Any]
 ) -> None:
     with counting(client) as statements:
         response = await order(client, world.headers["emp-a"], product["id"])
     assert response.status_code == 201, response.text
-    assert len(statements) == expected(client, postgresql=6, sqlite=10), statements
+    assert len(statements) == expected(client, postgresql=4, sqlite=10), statements
 
 
-async def test_a_pickup_issues_8_statements_on_postgresql_12_on_sqlite(
+async def test_a_pickup_issues_3_statements_on_postgresql_12_on_sqlite(
     client: Client, world: World, product: dict[str, Any]
 ) -> None:
     token = (await order(client, world.headers["emp-a"], product["id"])).json()["pickup_token"]
@@ -88,10 +88,10 @@ async def test_a_pickup_issues_8_statements_on_postgresql_12_on_sqlite(
             "/api/pickups", json={"token": token}, headers=world.headers["coord-a"]
         )
     assert response.status_code == 200, response.text
-    assert len(statements) == expected(client, postgresql=8, sqlite=12), statements
+    assert len(statements) == expected(client, postgresql=3, sqlite=12), statements
 
 
-async def test_a_cancellation_issues_9_statements_on_postgresql_13_on_sqlite(
+async def test_a_cancellation_issues_4_statements_on_postgresql_13_on_sqlite(
     client: Client, world: World, product: dict[str, Any]
 ) -> None:
     order_id = (await order(client, world.headers["emp-a"], product["id"])).json()["id"]
@@ -100,10 +100,10 @@ async def test_a_cancellation_issues_9_statements_on_postgresql_13_on_sqlite(
             f"/api/orders/{order_id}/cancel", headers=world.headers["emp-a"]
         )
     assert response.status_code == 200, response.text
-    assert len(statements) == expected(client, postgresql=9, sqlite=13), statements
+    assert len(statements) == expected(client, postgresql=4, sqlite=13), statements
 
 
-async def test_a_confirmation_issues_8_statements_on_postgresql_12_on_sqlite(
+async def test_a_confirmation_issues_3_statements_on_postgresql_12_on_sqlite(
     client: Client, world: World, station: dict[str, Any]
 ) -> None:
     await open_campaign(
@@ -116,7 +116,7 @@ async def test_a_confirmation_issues_8_statements_on_postgresql_12_on_sqlite(
             f"/api/dropoffs/{pending.json()['id']}/confirm", headers=world.headers["coord-a"]
         )
     assert response.status_code == 200, response.text
-    assert len(statements) == expected(client, postgresql=8, sqlite=12), statements
+    assert len(statements) == expected(client, postgresql=3, sqlite=12), statements
 
 
 async def test_a_first_dropoff_opens_the_accounts_and_a_second_does_not(
