@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody, MultipartBody, Parameter
+from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
 from litestar.security.jwt import Token
 
@@ -26,22 +26,22 @@ from exchange.models import SummaryPhoto
 
 DateFrom = Annotated[
     str | None,
-    Parameter(query="from", max_length=10, required=False, description="first day, YYYY-MM-DD"),
+    QueryParameter(name="from", max_length=10, description="first day, YYYY-MM-DD"),
 ]
 DateTo = Annotated[
     str | None,
-    Parameter(query="to", max_length=10, required=False, description="last day, YYYY-MM-DD"),
+    QueryParameter(name="to", max_length=10, description="last day, YYYY-MM-DD"),
 ]
 CampaignId = Annotated[
-    str | None, Parameter(max_length=64, required=False, description="a campaign's id")
+    str | None, QueryParameter(max_length=64, description="a campaign's id")
 ]
 Language = Annotated[
     Literal["zh", "en"] | None,
-    Parameter(required=False, description="the draft's language; default the caller's, or zh"),
+    QueryParameter(description="the draft's language; default the caller's, or zh"),
 ]
 Format = Annotated[
     Literal["json", "docx"] | None,
-    Parameter(required=False, description="`docx`: the Word document"),
+    QueryParameter(description="`docx`: the Word document"),
 ]
 
 

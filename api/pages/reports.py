@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, get
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.response import Template
 from litestar.security.jwt import Token
 from markupsafe import Markup
@@ -34,10 +34,10 @@ from exchange import campaigns, reports, summaries
 from exchange.categories import CATEGORIES, Unit
 from exchange.errors import ExchangeError, InvalidInput
 
-DateFrom = Annotated[str | None, Parameter(query="from", max_length=10, required=False)]
-DateTo = Annotated[str | None, Parameter(query="to", max_length=10, required=False)]
-Campaign = Annotated[str | None, Parameter(max_length=64, required=False)]
-Chosen = Annotated[str | None, Parameter(max_length=64, required=False)]
+DateFrom = Annotated[str | None, QueryParameter(name="from", max_length=10)]
+DateTo = Annotated[str | None, QueryParameter(name="to", max_length=10)]
+Campaign = Annotated[str | None, QueryParameter(max_length=64)]
+Chosen = Annotated[str | None, QueryParameter(max_length=64)]
 
 
 @dataclass(frozen=True)
