@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import UploadFile
-from litestar.exceptions import NotFoundException
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
@@ -15,13 +14,11 @@ from litestar.security.jwt import Token
 from api.auth import requires
 from api.controllers.refusals import refusals
 from api.pages import summary_document, summary_view
-from api.pages.reports import has_nul
 from api.params import DB
 from catalog import departments, photos
 from catalog.identity import Identity
 from catalog.models import Department, Role
 from exchange import reports, summaries
-from exchange.errors import InvalidInput
 from exchange.models import SummaryPhoto
 
 DateFrom = Annotated[
@@ -115,11 +112,7 @@ async def _department_and_period(
     date_from: str | None,
     date_to: str | None,
 ) -> tuple[Department, reports.Period]:
-    if has_nul(department_id):
-        raise NotFoundException("No such department.")
     department = await departments.get_department(db, request.user, department_id)
-    if has_nul(campaign, date_from, date_to):
-        raise InvalidInput("campaign", "no NUL characters")
     period = await reports.resolve_period(
         db, department.id, campaign=campaign, date_from=date_from, date_to=date_to
     )
@@ -294,8 +287,6 @@ class SummaryController(Controller):
         department_id: FromPath[str],
         photo_id: FromPath[str],
     ) -> Response[bytes]:
-        if has_nul(department_id):
-            raise NotFoundException("No such department.")
         department = await departments.get_department(db, request.user, department_id)
         photo = await summaries.get_photo(db, department.id, photo_id)
         return Response(
