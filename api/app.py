@@ -59,7 +59,7 @@ def csrf_secret(jwt_secret: str) -> str:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     settings.ensure_data_dir()
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, settings.db_timeouts)
     auth = create_auth(
         settings.jwt_signing_secret, settings.access_token_minutes, settings.secure_cookies
     )

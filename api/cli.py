@@ -30,7 +30,15 @@ def serve(host: str, port: int) -> None:
     """Run the service (migrates the database first)."""
     from api.app import create_app
 
-    uvicorn.run(create_app(Settings()), host=host, port=port, log_config=None, access_log=False)
+    settings = Settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+    )
 
 
 @main.group(name="db")
@@ -63,7 +71,14 @@ def demo(host: str, port: int) -> None:
     for account in accounts:
         click.echo(f"  {account.username:<10} {account.roles:<24} {account.department}")
     click.echo(f"\nOpen http://{host}:{port}/ — API docs at http://{host}:{port}/schema\n")
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+    )
 
 
 @main.group()
@@ -118,7 +133,7 @@ def create_user(
 async def _with_sessions(
     settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, settings.db_timeouts)
     try:
         return await work(db.create_session_factory(engine))
     finally:
