@@ -1,5 +1,7 @@
 """Database engine, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
 
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -114,3 +116,27 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
+
+
+def backup_sqlite(database_url: str, target: Path) -> None:
+    """Copy a SQLite database to `target` with SQLite's online backup API, while it serves.
+
+    One step copies every page inside one read transaction: a consistent snapshot, and in WAL
+    mode the service's writers go on meanwhile. The copy is written beside `target` and renamed
+    only once it is complete and passes SQLite's own check, so `target` is never half a file.
+    """
+    if target.exists():
+        raise FileExistsError(f"{target} exists; name a new file")
+    partial = target.with_name(f"{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as source,
+        contextlib.closing(sqlite3.connect(partial)) as copy,
+    ):
+        source.execute("PRAGMA busy_timeout=30000")
+        source.backup(copy)
+        (verdict,) = copy.execute("PRAGMA quick_check").fetchone()
+    if verdict != "ok":
+        partial.unlink()
+        raise RuntimeError(f"the copy failed SQLite's quick_check: {verdict}")
+    partial.rename(target)
