@@ -216,6 +216,7 @@ class Load:
     calls: list[Call] = field(default_factory=list)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     running: asyncio.Future[list[None]] | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _waiters: list[tuple[int, str, asyncio.Event]] = field(default_factory=list)
 
     def count(self, what: str) -> int:
@@ -234,6 +235,9 @@ class Load:
         await asyncio.wait({waiting, self.running}, return_when=asyncio.FIRST_COMPLETED)
         if not waiting.done():
             waiting.cancel()
+            self.stopped.set()
+            for task in self.tasks:
+                task.cancel()
             self.running.result()  # raises the load's failure
             raise AssertionError(f"the load stopped before {more} more {what}")
 
@@ -258,13 +262,12 @@ class Load:
 
     def start(self) -> asyncio.Future[list[None]]:
         self.stopped.clear()
-        self.running = asyncio.gather(
-            *(
-                self._employee(department, headers)
-                for department in self.departments
-                for headers in department.employees
-            )
-        )
+        self.tasks = [
+            asyncio.create_task(self._employee(department, headers))
+            for department in self.departments
+            for headers in department.employees
+        ]
+        self.running = asyncio.gather(*self.tasks)
         return self.running
 
 
