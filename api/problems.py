@@ -143,7 +143,7 @@ def database_unavailable(request: Request, error: Exception) -> Response[Any]:
     return ProblemDetailsException(
         status_code=503,
         title="Database unavailable",
-        detail="The database did not answer in time. Try again shortly, sending the same "
+        detail="The database cannot be reached right now. Try again shortly, sending the same "
         "request with the same Idempotency-Key: if it did go through, you get the original "
         "result and nothing is written twice.",
         headers={"Retry-After": "5"},
