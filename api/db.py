@@ -41,14 +41,17 @@ class Timeouts:
 
 
 def create_engine(url: str, timeouts: Timeouts | None = None, **kwargs: object) -> AsyncEngine:
+    """The service passes its `Settings.db_timeouts`; without them (migrations, benchmarks,
+    tests that race on purpose) PostgreSQL waits as long as it takes."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    timeouts = timeouts or Timeouts()
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
+    if timeouts is None:
+        return create_async_engine(url, **kwargs)
     kwargs.setdefault("pool_timeout", timeouts.pool)
     milliseconds = {
         "statement_timeout": timeouts.statement,

@@ -5,7 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from api.db import Timeouts, create_engine, metadata
+from api.db import create_engine, metadata
 
 target_metadata = metadata()
 
@@ -22,9 +22,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    # A migration may rewrite a large table: no statement deadline of a request applies.
-    timeouts = Timeouts(command=3600, statement=3600)
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"), timeouts)
+    engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
