@@ -65,7 +65,7 @@ def csrf_secret(jwt_secret: str) -> str:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     settings.ensure_data_dir()
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, settings.db_timeouts)
     identity_cache = IdentityCache(settings.identity_cache_seconds)
     identity_cache.watch(engine)
     auth = create_auth(

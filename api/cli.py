@@ -3,6 +3,7 @@
 import asyncio
 import getpass
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,6 +72,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": bool(trusted),
         "forwarded_allow_ips": trusted or "",
+        # How long a stopping server waits for requests in flight before cancelling them.
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
     }
 
 
@@ -181,7 +184,7 @@ def unlock_user(username: str) -> None:
 async def _with_sessions(
     settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, settings.db_timeouts)
     try:
         return await work(db.create_session_factory(engine))
     finally:
@@ -230,6 +233,36 @@ def ledger_sweep() -> None:
     settings = Settings()
     orders, pendings = asyncio.run(_with_sessions(settings, sweep_once))
     click.echo(f"expired {orders} order(s), voided {pendings} pending transfer(s)")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup(path: Path) -> None:
+    """Copy the SQLite database to PATH, consistent while the service runs.
+
+    On PostgreSQL it prints how to use pg_dump instead. Keep the data directory's keys/ and
+    jwt_secret beside the copy: the database alone does not hold them.
+    """
+    settings = Settings()
+    if not settings.is_sqlite:
+        from sqlalchemy import make_url
+
+        url = make_url(settings.database_url).set(drivername="postgresql")
+        shown = url.render_as_string(hide_password=True)
+        click.echo(
+            "The database is PostgreSQL: back it up with pg_dump, which takes a consistent\n"
+            "snapshot while the service runs, e.g.\n\n"
+            f"  pg_dump --format=custom --file {path} '{shown}'\n\n"
+            "and restore into a new, empty database with\n\n"
+            f"  pg_restore --no-owner --dbname '<new database url>' {path}\n"
+        )
+        raise SystemExit(1)
+    try:
+        db.backup_sqlite(settings.database_url, path)
+    except (FileExistsError, RuntimeError, sqlite3.Error) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"backed up {db.sqlite_path(settings.database_url)} to {path}")
+    click.echo(f"also keep {settings.data_dir / 'keys'} and {settings.data_dir / 'jwt_secret'}")
 
 
 @main.group()

@@ -1,7 +1,10 @@
 """Database engine, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
 
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -23,7 +26,23 @@ def metadata() -> MetaData:
     return SQLModel.metadata
 
 
-def create_engine(url: str, **kwargs: object) -> AsyncEngine:
+@dataclass(frozen=True)
+class Timeouts:
+    """How long to wait on PostgreSQL, in seconds. A server that stops answering without
+    closing the connection (a network partition) must become a 503 the client can retry,
+    never a request that hangs; Settings fills these from EXCHANGE_DB_*_TIMEOUT_SECONDS."""
+
+    connect: float = 5.0
+    command: float = 10.0  # client side, any one query: catches a silent server
+    statement: float = 8.0  # server side, below `command`: the server gives up first
+    lock: float = 5.0
+    idle_in_transaction: float = 30.0  # ends the sessions of a frozen or vanished client
+    pool: float = 10.0  # waiting for a free connection of the pool
+
+
+def create_engine(url: str, timeouts: Timeouts | None = None, **kwargs: object) -> AsyncEngine:
+    """The service passes its `Settings.db_timeouts`; without them (migrations, benchmarks,
+    tests that race on purpose) PostgreSQL waits as long as it takes."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
@@ -31,7 +50,21 @@ def create_engine(url: str, **kwargs: object) -> AsyncEngine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(url, **kwargs)
+    if timeouts is None:
+        return create_async_engine(url, **kwargs)
+    kwargs.setdefault("pool_timeout", timeouts.pool)
+    milliseconds = {
+        "statement_timeout": timeouts.statement,
+        "lock_timeout": timeouts.lock,
+        "idle_in_transaction_session_timeout": timeouts.idle_in_transaction,
+    }
+    connect_args = {
+        "timeout": timeouts.connect,
+        "command_timeout": timeouts.command,
+        # Set when each session starts, so every transaction of every instance has them.
+        "server_settings": {name: str(round(s * 1000)) for name, s in milliseconds.items()},
+    }
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -43,7 +76,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: an acknowledged commit survives a power loss too (NORMAL in WAL mode may
+        # roll back the last ones); a ledger must not forget what it acknowledged.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -73,10 +108,38 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+def sqlite_path(database_url: str) -> str:
+    return database_url.split(":///", 1)[1]
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema to `revision`; safe to run on every start."""
     if database_url.startswith("sqlite"):
-        path = database_url.split(":///", 1)[1]
+        path = sqlite_path(database_url)
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
+
+
+def backup_sqlite(database_url: str, target: Path) -> None:
+    """Copy a SQLite database to `target` with SQLite's online backup API, while it serves.
+
+    One step copies every page inside one read transaction: a consistent snapshot, and in WAL
+    mode the service's writers go on meanwhile. The copy is written beside `target` and renamed
+    only once it is complete and passes SQLite's own check, so `target` is never half a file.
+    """
+    if target.exists():
+        raise FileExistsError(f"{target} exists; name a new file")
+    partial = target.with_name(f"{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as source,
+        contextlib.closing(sqlite3.connect(partial)) as copy,
+    ):
+        source.execute("PRAGMA busy_timeout=30000")
+        source.backup(copy)
+        (verdict,) = copy.execute("PRAGMA quick_check").fetchone()
+    if verdict != "ok":
+        partial.unlink()
+        raise RuntimeError(f"the copy failed SQLite's quick_check: {verdict}")
+    partial.rename(target)

@@ -6,7 +6,7 @@ import uuid
 
 import structlog
 from litestar.enums import ScopeType
-from litestar.logging.config import StructLoggingConfig
+from litestar.logging.config import LoggingConfig, StructLoggingConfig
 from litestar.middleware import ASGIMiddleware
 from litestar.middleware.logging import LoggingMiddlewareConfig
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
@@ -30,11 +30,40 @@ def processors(as_json: bool) -> list[structlog.typing.Processor]:
     return [*shared, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
 
 
+def standard_library_logging(as_json: bool) -> LoggingConfig:
+    """Uvicorn's and the libraries' stdlib log records, rendered like our own lines.
+
+    Written straight to stderr, not through Litestar's default queue handler: its listener
+    is a daemon thread, and on SIGTERM uvicorn re-raises the signal after shutting down, which
+    kills the process before that thread has written the last lines.
+    """
+    to_stderr = {
+        "class": "logging.StreamHandler",
+        "formatter": "standard",
+        "stream": "ext://sys.stderr",
+    }
+    return LoggingConfig(
+        formatters={
+            "standard": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *processors(as_json),
+                ],
+                "foreign_pre_chain": [structlog.stdlib.add_log_level],
+            }
+        },
+        # "queue_listener" is the name Litestar's defaults refer to; here it writes directly.
+        handlers={"console": to_stderr, "queue_listener": to_stderr},
+    )
+
+
 def structlog_plugin(log_format: str, level: str) -> StructlogPlugin:
     as_json = wants_json(log_format)
     return StructlogPlugin(
         StructlogConfig(
             structlog_logging_config=StructLoggingConfig(
+                standard_lib_logging_config=standard_library_logging(as_json),
                 processors=processors(as_json),
                 log_exceptions="never",  # unexpected_error logs the 500s; a 4xx needs no traceback
                 pretty_print_tty=False,

@@ -140,17 +140,34 @@ def database_unavailable(request: Request, error: Exception) -> Response[Any]:
     log.error(
         "database unavailable", error=str(error).splitlines()[0] if str(error) else repr(error)
     )
+    # The write may have committed before the connection broke: only a retry with the same
+    # Idempotency-Key is safe, because it answers the original result instead of writing twice.
     return ProblemDetailsException(
         status_code=503,
         title="Database unavailable",
-        detail="The database cannot be reached right now; try again shortly.",
+        detail="The database cannot be reached right now. Try again shortly, sending the same "
+        "request with the same Idempotency-Key: if it did go through, you get the original "
+        "result and nothing is written twice.",
         headers={"Retry-After": "5"},
     ).to_response(request)
 
 
+# PostgreSQL's answers that mean "not now" rather than "never": a deadline of ours passed
+# (statement_timeout, lock_timeout, idle_in_transaction_session_timeout) or the server is
+# shutting down or full.
+_RETRYABLE_SQLSTATES = {"57014", "55P03", "25P03", "57P01", "57P02", "57P03", "53300"}
+
+
 def is_connection_failure(error: BaseException) -> bool:
-    """Whether the database could not be reached, as opposed to a bug or a bad statement."""
+    """Whether the database could not be reached or did not answer in time, as opposed to a
+    bug or a bad statement."""
+    # TimeoutError: asyncpg's connect and command timeouts; PoolTimeout: no free connection.
     if isinstance(error, (OperationalError, PoolTimeout, ConnectionError, TimeoutError)):
+        return True
+    sqlstate = getattr(error, "sqlstate", None) or getattr(
+        getattr(error, "orig", None), "sqlstate", None
+    )
+    if sqlstate in _RETRYABLE_SQLSTATES:
         return True
     if isinstance(
         error,

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.db import Timeouts
 from ledger.signing import KeyRing
 
 
@@ -52,6 +53,17 @@ class Settings(BaseSettings):
             if item.strip():
                 ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
         return value
+    # PostgreSQL timeouts in seconds (api/db.py Timeouts says what each bounds).
+    db_connect_timeout_seconds: float = Field(default=Timeouts.connect, gt=0)
+    db_command_timeout_seconds: float = Field(default=Timeouts.command, gt=0)
+    db_statement_timeout_seconds: float = Field(default=Timeouts.statement, gt=0)
+    db_lock_timeout_seconds: float = Field(default=Timeouts.lock, gt=0)
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        default=Timeouts.idle_in_transaction, gt=0
+    )
+    db_pool_timeout_seconds: float = Field(default=Timeouts.pool, gt=0)
+    # How long a stopping server waits for requests in flight before cancelling them.
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -66,6 +78,17 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def db_timeouts(self) -> Timeouts:
+        return Timeouts(
+            connect=self.db_connect_timeout_seconds,
+            command=self.db_command_timeout_seconds,
+            statement=self.db_statement_timeout_seconds,
+            lock=self.db_lock_timeout_seconds,
+            idle_in_transaction=self.db_idle_in_transaction_timeout_seconds,
+            pool=self.db_pool_timeout_seconds,
+        )
 
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -53,18 +53,46 @@ async def test_every_response_carries_a_request_id(client: AsyncTestClient[Lites
     assert echoed.headers["x-request-id"] == "trace-42"
 
 
-async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_full_sync(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
     await asyncio.to_thread(db.upgrade, url)
     engine = db.create_engine(url)
     async with engine.connect() as connection:
         assert (await connection.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
         assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        # FULL (2): a commit is on disk before it is acknowledged, power loss included.
+        assert (await connection.execute(text("PRAGMA synchronous"))).scalar() == 2
     await engine.dispose()
 
 
+async def test_every_postgresql_session_carries_the_configured_deadlines(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=postgres_url,
+        db_statement_timeout_seconds=7,
+        db_lock_timeout_seconds=2.5,
+        db_idle_in_transaction_timeout_seconds=20,
+    )
+    engine = db.create_engine(settings.database_url, settings.db_timeouts)
+    async with engine.connect() as connection:
+        shown = {
+            name: (await connection.execute(text(f"SHOW {name}"))).scalar()
+            for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+        }
+    await engine.dispose()
+    assert shown == {
+        "statement_timeout": "7s",
+        "lock_timeout": "2500ms",
+        "idle_in_transaction_session_timeout": "20s",
+    }
+
+
 class Proxy:
-    """A TCP proxy in front of PostgreSQL that the test can cut and restore.
+    """A TCP proxy in front of PostgreSQL that the test can cut and restore, or freeze: a
+    frozen proxy keeps every connection open and accepts new ones but forwards nothing, as a
+    network partition looks from the app.
 
     It runs its own event loop in a thread: the test client runs the app on yet another
     loop and blocks the test's loop while the app starts.
@@ -77,12 +105,20 @@ class Proxy:
         self.thread.start()
         self.server: asyncio.Server | None = None
         self.pipes: set[asyncio.Task[None]] = set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     def start(self) -> None:
         asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=10)
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=10)
+
+    def freeze(self) -> None:
+        self.loop.call_soon_threadsafe(self.flowing.clear)
+
+    def thaw(self) -> None:
+        self.loop.call_soon_threadsafe(self.flowing.set)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -99,11 +135,13 @@ class Proxy:
         await asyncio.gather(*self.pipes, return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.flowing.wait()
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", 5432)
 
         async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
             try:
                 while data := await source.read(65536):
+                    await self.flowing.wait()
                     sink.write(data)
                     await sink.drain()
             finally:
