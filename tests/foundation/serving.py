@@ -71,6 +71,9 @@ class Server:
             "serve",
             "--port",
             str(self.port),
+            # One process: a signal sent to it reaches the process that serves.
+            "--workers",
+            "1",
             env=self.env,
             stdout=self.log,
             stderr=self.log,
