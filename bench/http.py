@@ -38,6 +38,7 @@ import httpx  # noqa: E402
 from litestar.security.jwt import Token  # noqa: E402
 
 from api import db  # noqa: E402
+from bench.tables import out, table  # noqa: E402
 from catalog.models import new_id  # noqa: E402
 from exchange.points import open_accounts  # noqa: E402
 
@@ -48,11 +49,6 @@ CONNECTIONS = (32, 128)
 WORKERS = (1, 2)
 LUA = Path(__file__).resolve().parent / "dropoffs.lua"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
 
 
 def free_port() -> int:
@@ -276,16 +272,6 @@ def wrk(server: Server, path: str, crowd: Path, mode: str, conns: int, seconds: 
         errors=r["errors"],
         cpu_ms=1000 * cpu / max(ok, 1),
     )
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    cells = [header, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    out(f"\n### {title}\n")
-    out("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    out("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        out("| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |")
 
 
 def main() -> None:

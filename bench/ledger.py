@@ -34,6 +34,7 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import db
+from bench.tables import out, table
 from ledger import (
     AccountFlags,
     inclusion_proof,
@@ -51,21 +52,6 @@ DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 CONCURRENCY = (1, 8, 32, 64)
 DEPTS = 100
 USERS_PER_DEPT = 20
-
-
-def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    cells = [header] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    out(f"\n### {title}\n")
-    out("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    out("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in cells[1:]:
-        out("| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -47,6 +47,7 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import db
+from bench.tables import out, table
 from exchange import reports
 from exchange.campaigns import SHANGHAI
 from exchange.models import Dropoff
@@ -65,21 +66,6 @@ CATEGORIES = [  # (code, unit, weight, points per kg or item, max quantity)
 ]
 DROPOFF_STATUSES = (["confirmed"] * 88) + (["rejected"] * 6) + (["pending"] * 6)
 ORDER_STATUSES = (["fulfilled"] * 80) + (["cancelled"] * 8) + (["expired"] * 7) + (["reserved"] * 5)
-
-
-def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
-    cells = [header] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    out(f"\n### {title}\n")
-    out("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    out("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in cells[1:]:
-        out("| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |")
 
 
 # --- generated rows --------------------------------------------------------------------------
