@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog import photos
 from catalog.models import utcnow
+from catalog.text import unstorable_character
 from exchange.categories import CATEGORIES
 from exchange.errors import InvalidInput, NotFound, SummaryTooLong
 from exchange.models import Summary, SummaryPhoto
@@ -243,8 +244,8 @@ async def save_summary(
     """Save the edited text and the chosen pictures. A draft may be over the limit while it
     is being edited; only its export is refused."""
     text = text.replace("\r\n", "\n")
-    if "\x00" in text:  # PostgreSQL's text cannot hold it, and no one types it
-        raise InvalidInput("text", "no NUL characters")
+    if character := unstorable_character(text):
+        raise InvalidInput("text", f"must not contain the character {character}")
     if len(text) > MAX_TEXT_LENGTH:
         raise InvalidInput("text", f"at most {MAX_TEXT_LENGTH:,} characters in a saved draft")
     await _check_pictures(session, scope, key, pictures)
@@ -334,8 +335,8 @@ async def add_photo(
     session: AsyncSession, scope: str, key: str, photo: CleanPhoto, caption: str, actor_id: str
 ) -> SummaryPhoto:
     caption = caption.strip()
-    if "\x00" in caption:
-        raise InvalidInput("caption", "no NUL characters")
+    if character := unstorable_character(caption):
+        raise InvalidInput("caption", f"must not contain the character {character}")
     if len(caption) > MAX_CAPTION:
         raise InvalidInput("caption", f"at most {MAX_CAPTION} characters")
     if len(await list_photos(session, scope, key)) >= MAX_PHOTOS:
