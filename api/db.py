@@ -1,5 +1,6 @@
 """Database engine, sessions and migrations for SQLite (embedded default) and PostgreSQL."""
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
@@ -10,7 +11,12 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, event
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,6 +105,26 @@ async def transaction(
     """One unit of work: commits when the block ends, rolls back when it raises."""
     async with session_factory() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection outside any transaction, for the hot paths that send their few
+    statements to the driver directly (`(await conn.get_raw_connection()).driver_connection`).
+
+    SQLAlchemy notices a dead connection only in statements it runs itself, so a connection
+    that failed, timed out or was cancelled mid-statement here is invalidated: the pool then
+    opens a new one instead of handing the broken one out again.
+    """
+    from api.problems import is_connection_failure  # api.problems imports the domain errors
+
+    async with engine.connect() as conn:
+        try:
+            yield conn
+        except BaseException as error:
+            if isinstance(error, asyncio.CancelledError) or is_connection_failure(error):
+                await conn.invalidate()
+            raise
 
 
 def alembic_config(database_url: str) -> Config:
