@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.static_files import create_static_files_router
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
@@ -56,6 +57,12 @@ async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, rolled back on error."""
     async with db.transaction(state.session_factory) as session:
         yield session
+
+
+async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection outside any transaction, for the hot writes (api.params.Conn)."""
+    async with db.connection(state.engine) as conn:
+        yield conn
 
 
 def csrf_secret(jwt_secret: str) -> str:
@@ -102,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),
         ],
-        dependencies={"db": Provide(provide_db)},
+        dependencies={"db": Provide(provide_db), "conn": Provide(provide_connection)},
         before_request=check_input,
         state=State(
             {

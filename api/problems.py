@@ -36,6 +36,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (photos.PhotoTooLarge, 413),
     (photos.PhotoRejected, 415),
     (exchange_errors.NotFound, 404),
+    (exchange_errors.NotAMember, 403),
     (exchange_errors.InvalidInput, 422),
     (exchange_errors.IdempotencyKeyMissing, 400),
     (exchange_errors.IdempotencyKeyReused, 409),

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     applications_per_hour: int = Field(default=5, ge=1)
     order_expiry_hours: int = Field(default=7 * 24, ge=1)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
+    # How often the sweeping process takes new ledger entries into the Merkle trees and signs
+    # their heads: a signed head covers an entry within about this long (ledger/integration.py).
+    integration_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     secure_cookies: bool = False
     # Addresses or networks (comma-separated) of the reverse proxies whose X-Forwarded-For
     # and X-Forwarded-Proto are believed; empty: none, the peer's address is the client's.
@@ -53,6 +56,7 @@ class Settings(BaseSettings):
             if item.strip():
                 ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
         return value
+
     # PostgreSQL timeouts in seconds (api/db.py Timeouts says what each bounds).
     db_connect_timeout_seconds: float = Field(default=Timeouts.connect, gt=0)
     db_command_timeout_seconds: float = Field(default=Timeouts.command, gt=0)

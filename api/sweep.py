@@ -1,5 +1,6 @@
 """The periodic sweep: expires overdue orders (voiding their holds, returning their stock) and
-voids the ledger's own expired pending transfers.
+voids the ledger's own expired pending transfers; and, between sweeps, the integration of new
+ledger entries into the Merkle trees, with a signed head for each tree that grew.
 
 Exactly one process sweeps at a time, however many workers and instances run: the one that
 holds the sweep lease — a PostgreSQL session-level advisory lock on a connection it keeps,
@@ -27,6 +28,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.db import transaction
 from api.problems import is_connection_failure
 from exchange.orders import sweep_expired_orders
+from ledger import integration
+from ledger.signing import KeyRing
 from ledger.transfers import sweep_expired
 
 log = structlog.get_logger()
@@ -43,6 +46,22 @@ async def sweep_once(session_factory: async_sessionmaker[AsyncSession]) -> tuple
     if orders or pendings:
         log.info("sweep", expired_orders=orders, voided_pendings=pendings)
     return orders, pendings
+
+
+async def integrate_once(
+    session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing
+) -> int:
+    """Integrate every ledger that is behind, each in a transaction of its own; a ledger that
+    a request is integrating on demand right now is skipped (it is being done). Returns how
+    many ledgers were brought up to date."""
+    async with transaction(session_factory) as session:
+        behind = await integration.ledgers_behind(session)
+    done = 0
+    for ledger_id in behind:
+        async with transaction(session_factory) as session:
+            tree = await integration.integrate(session, ledger_id, keyring, skip_locked=True)
+        done += tree is not None
+    return done
 
 
 class Lease(Protocol):
@@ -121,8 +140,13 @@ class FileLease:
 
 
 async def _run(
-    lease: Lease, session_factory: async_sessionmaker[AsyncSession], interval: float
+    lease: Lease,
+    session_factory: async_sessionmaker[AsyncSession],
+    keyring: KeyRing,
+    interval: float,
+    integration_interval: float,
 ) -> None:
+    loop = asyncio.get_running_loop()
     sweeper: bool | None = None
     while True:
         try:
@@ -136,9 +160,17 @@ async def _run(
         except Exception as error:
             sweeper = None
             _log_failure(error, "sweep lease")
-        await asyncio.sleep(interval)
         if not sweeper:
+            await asyncio.sleep(interval)
             continue
+        # Until the next sweep, integrate every integration_interval.
+        next_sweep = loop.time() + interval
+        while (left := next_sweep - loop.time()) > 0:
+            await asyncio.sleep(min(integration_interval, left))
+            try:
+                await integrate_once(session_factory, keyring)
+            except Exception as error:  # the next round retries what failed
+                _log_failure(error, "integration")
         try:
             await sweep_once(session_factory)
         except Exception as error:  # keep sweeping: the next round retries what failed
@@ -162,7 +194,13 @@ async def periodic_sweep(app: Litestar) -> AsyncIterator[None]:
         else PostgresLease(engine)
     )
     task = asyncio.create_task(
-        _run(lease, app.state.session_factory, settings.sweep_interval_seconds),
+        _run(
+            lease,
+            app.state.session_factory,
+            settings.keyring,
+            settings.sweep_interval_seconds,
+            settings.integration_interval_seconds,
+        ),
         name="exchange-sweep",
     )
     try:

@@ -195,7 +195,7 @@ async def function_throughput(
         async with pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT seq FROM ledger_append($1, $2, 'bench', 'direct', 'issuance', $3, $4,"
-                " 'bench', NULL, NULL, $5)",
+                " 'bench', NULL, NULL, $5, NULL, NULL)",
                 dept,
                 uuid.uuid4().hex,
                 user,
@@ -322,11 +322,16 @@ async def build_big_log_pg(dsn: str, ledger_id: str, n: int) -> float:
             await flush()
     await flush()
     await conn.execute(
-        "INSERT INTO ledger_heads VALUES ($1, $2, $3, $4)",
+        "INSERT INTO ledger_heads (ledger_id, size, last_time_us) VALUES ($1, $2, $3)",
+        ledger_id,
+        size,
+        last_time,
+    )
+    await conn.execute(
+        "INSERT INTO ledger_trees (ledger_id, size, frontier) VALUES ($1, $2, $3)",
         ledger_id,
         size,
         b"".join(frontier),
-        last_time,
     )
     await conn.execute("ANALYZE ledger_entries; ANALYZE ledger_merkle_nodes")
     await conn.close()
@@ -356,8 +361,12 @@ def build_big_log_sqlite(path: str, ledger_id: str, n: int) -> float:
     con.executemany(ins_e, ents)
     con.executemany("INSERT INTO ledger_merkle_nodes VALUES (?, ?, ?, ?)", nodes)
     con.execute(
-        "INSERT INTO ledger_heads VALUES (?, ?, ?, ?)",
-        (ledger_id, size, b"".join(frontier), last_time),
+        "INSERT INTO ledger_heads (ledger_id, size, last_time_us) VALUES (?, ?, ?)",
+        (ledger_id, size, last_time),
+    )
+    con.execute(
+        "INSERT INTO ledger_trees (ledger_id, size, frontier) VALUES (?, ?, ?)",
+        (ledger_id, size, b"".join(frontier)),
     )
     con.commit()
     con.close()

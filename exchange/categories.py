@@ -26,6 +26,11 @@ class Category:
     maximum: int
 
     @property
+    def per(self) -> int:
+        """How many of the unit one rate point buys: 1,000 grams, or one item."""
+        return 1000 if self.unit is Unit.gram else 1
+
+    @property
     def rate_unit(self) -> str:
         """What one rate point buys: a kilogram of a weighed category, one counted item."""
         return "kg" if self.unit is Unit.gram else "item"
@@ -51,9 +56,11 @@ class Category:
 
     def points(self, quantity: int, rate: int) -> int:
         """Whole points for `quantity` at `rate` (per kg or per item), rounded down."""
-        if self.unit is Unit.gram:
-            return quantity * rate // 1000
-        return quantity * rate
+        return quantity * rate // self.per
+
+    def accepts(self, quantity: int, unit: str | None) -> bool:
+        """Whether `check_unit` and `check_quantity` would let this through."""
+        return unit in (None, self.unit.value) and self.minimum <= quantity <= self.maximum
 
 
 CATEGORIES: dict[str, Category] = {

@@ -3,9 +3,13 @@
 Under the `auto` policy the credit posts at once (a direct transfer issuance → user); under
 `steward` it is a pending credit until a coordinator confirms it (posting it, re-priced if
 they weighed or counted something else) or rejects it (voiding it).
+
+On PostgreSQL a drop-off and a decision as logged are one call of a server-side function
+(exchange/sql/writes.sql, see exchange/one_call.py); the Python path below is the same rules
+for SQLite, for every other case, and to answer what the function declines.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -16,13 +20,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog.identity import Identity
 from catalog.models import User, new_id, utcnow
 from catalog.paging import Page
-from exchange import campaigns
-from exchange.access import require_approved
-from exchange.categories import Category, category
+from exchange import campaigns, one_call, points
+from exchange.access import department_of, require_approved
+from exchange.categories import CATEGORIES, Category, category
 from exchange.errors import (
     CategoryNotRated,
     DailyCapReached,
-    ExchangeError,
     ForeignStation,
     InvalidInput,
     InvalidTransition,
@@ -30,13 +33,16 @@ from exchange.errors import (
     NotFound,
     StationInactive,
 )
-from exchange.idempotency import Claim, check_key, check_replay, fingerprint
+from exchange.idempotency import check_key, fingerprint, replay_of
 from exchange.models import Campaign, CampaignRate, Dropoff, DropoffStatus, Policy, Station
-from exchange.points import ISSUANCE, dropoff_reference, transfer_for, user_account
 from exchange.records import get_visible, list_records
 from ledger import transfers
+from ledger.db import Db
+from ledger.encoding import to_us
 
 MAX_REASON = 300
+# pg_advisory_xact_lock class of "a user's drop-offs take turns" (ASCII "drop").
+USER_DROPOFF_LOCK = 0x64726F70
 
 D = Dropoff.__table__
 U = User.__table__
@@ -44,14 +50,13 @@ S = Station.__table__
 C = Campaign.__table__
 R = CampaignRate.__table__
 
-# SQLAlchemy Core statements, built once and compiled once: the drop-off path is the
-# hottest write of the service, so it reads in as few round trips as its invariants allow.
+# SQLAlchemy Core statements of the Python path, built once and compiled once.
 
 # The department's open campaign; its own wins over a platform-wide one.
 _OPEN_CAMPAIGN = (
     select(C.c.id)
     .where(
-        or_(C.c.department_id.is_(None), C.c.department_id == bindparam("dep")),
+        or_(C.c.department_id.is_(None), C.c.department_id == bindparam("department_id")),
         C.c.starts_at <= bindparam("now"),
         C.c.ends_at > bindparam("now"),
     )
@@ -78,59 +83,36 @@ _CONTEXT = (
         .outerjoin(C, C.c.id == _OPEN_CAMPAIGN)
         .outerjoin(R, and_(R.c.campaign_id == C.c.id, R.c.category == bindparam("category")))
     )
-    .where(U.c.id == bindparam("uid"))
+    .where(U.c.id == bindparam("user_id"))
 )
-# ... read while locking the user: their drop-offs take turns, so the daily cap counted by
-# the claim below sees every earlier drop-off of theirs. FOR NO KEY UPDATE does not block
-# inserts of rows referencing the user (they take KEY SHARE); SQLite has one writer and
-# ignores the clause.
-_LOCK_AND_CONTEXT = _CONTEXT.with_for_update(of=U, key_share=True)
-_USED_TODAY = (
-    select(func.coalesce(func.sum(D.c.points), 0))
-    .where(
-        D.c.department_id == bindparam("department_id"),
-        D.c.user_id == bindparam("user_id"),
-        D.c.local_day == bindparam("local_day"),
-        D.c.status != DropoffStatus.rejected.value,
-        D.c.id != bindparam("id"),
-    )
-    .scalar_subquery()
-)
-# The drop-off, inserted only if its key is new and it fits under the daily cap: one round
-# trip for the key check, the cap and the write. Its statement starts after the user lock
-# was granted, so at READ COMMITTED the sum sees the user's previous drop-off.
-_CLAIM = Claim(
-    D,
-    select(*[bindparam(c.name, type_=c.type) for c in D.columns]).where(
-        _USED_TODAY + bindparam("points") <= bindparam("cap")
-    ),
+# On PostgreSQL a user's drop-offs take turns on an advisory lock (the server-side path takes
+# the same one), so the daily cap's sum sees each earlier drop-off of theirs. SQLite has one
+# writer at a time anyway.
+_LOCK_USER = select(func.pg_advisory_xact_lock(USER_DROPOFF_LOCK, func.hashtext(bindparam("user"))))
+_USED_TODAY = select(func.coalesce(func.sum(D.c.points), 0)).where(
+    D.c.department_id == bindparam("department_id"),
+    D.c.user_id == bindparam("user_id"),
+    D.c.local_day == bindparam("local_day"),
+    D.c.status != DropoffStatus.rejected.value,
+    D.c.id != bindparam("id"),
 )
 _BY_KEY = select(D).where(
-    D.c.department_id == bindparam("dep"),
-    D.c.user_id == bindparam("uid"),
+    D.c.department_id == bindparam("department_id"),
+    D.c.user_id == bindparam("user_id"),
     D.c.idempotency_key == bindparam("key"),
 )
-_CREDITED = (
-    update(D)
-    .where(D.c.department_id == bindparam("b_dep"), D.c.id == bindparam("b_id"))
-    .values(
-        ledger_seq=bindparam("ledger_seq"),
-        status=bindparam("status"),
-        decided_at=bindparam("decided_at"),
-    )
-)
-
+_INSERT = D.insert()
 
 # A decision locks the drop-off and reads its campaign's cap in one round trip.
 _LOCK_FOR_DECISION = (
     select(D, C.c.daily_cap_points)
     .join(C, C.c.id == D.c.campaign_id)
-    .where(D.c.department_id == bindparam("dep"), D.c.id == bindparam("id"))
+    .where(D.c.department_id == bindparam("department_id"), D.c.id == bindparam("dropoff_id"))
     .with_for_update(of=D)
 )
 _DECIDE = (
     update(D)
-    .where(D.c.department_id == bindparam("b_dep"), D.c.id == bindparam("b_id"))
+    .where(D.c.department_id == bindparam("of_department"), D.c.id == bindparam("of_dropoff"))
     .values(
         status=bindparam("status"),
         points=bindparam("points"),
@@ -143,6 +125,10 @@ _DECIDE = (
     )
 )
 
+# The server-side calls (exchange/sql/writes.sql).
+_LOG_CALL = "SELECT * FROM exchange_log_dropoff(" + ", ".join(f"${i}" for i in range(1, 21)) + ")"
+_DECIDE_CALL = "SELECT * FROM exchange_decide_dropoff($1, $2, $3, $4, $5, $6, $7, $8)"
+
 
 @dataclass(frozen=True)
 class Logged:
@@ -151,27 +137,39 @@ class Logged:
 
 
 def _dropoff(row: Any) -> Dropoff:
-    return Dropoff(**{column.name: row._mapping[column.name] for column in D.columns})
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    return Dropoff(**{column.name: mapping[column.name] for column in D.columns})
 
 
 async def _points_today(
     conn: AsyncConnection, department_id: str, user_id: str, day: str, *, excluding: str = ""
 ) -> int:
     params = {"department_id": department_id, "user_id": user_id, "local_day": day}
-    return int((await conn.execute(select(_USED_TODAY), {**params, "id": excluding})).scalar_one())
+    return int((await conn.execute(_USED_TODAY, {**params, "id": excluding})).scalar_one())
 
 
-async def _by_key(
-    conn: AsyncConnection, department_id: str, user_id: str, key: str
-) -> Dropoff | None:
-    row = (
-        await conn.execute(_BY_KEY, {"dep": department_id, "uid": user_id, "key": key})
-    ).one_or_none()
-    return None if row is None else _dropoff(row)
+@dataclass(frozen=True)
+class _NewDropoff:
+    """A drop-off request, checked as far as it can be without the database."""
+
+    caller: Identity
+    department_id: str
+    key: str
+    request_hash: str
+    station_code: str
+    category_code: str
+    quantity: int
+    unit: str | None
+    now: datetime
+    id: str = field(default_factory=new_id)
+
+    @property
+    def ledger_key(self) -> str:
+        return f"dropoff:{self.id}:credit"
 
 
 async def log_dropoff(
-    session: AsyncSession,
+    db: Db,
     caller: Identity,
     *,
     station_code: str,
@@ -181,105 +179,106 @@ async def log_dropoff(
     unit: str | None = None,
     now: datetime | None = None,
 ) -> Logged:
-    key = check_key(idempotency_key)
-    if caller.department_id is None:
-        raise InvalidInput("station_code", "only members of a department log drop-offs")
-    require_approved(caller)
-    department_id, user_id = caller.department_id, caller.user_id
-    request_hash = fingerprint(
-        {
-            "station_code": station_code,
-            "category": category_code,
-            "quantity": quantity,
-            "unit": unit,
-        }
+    """Log the caller's drop-off and credit its points; a retry with the same key answers the
+    original drop-off (``replayed``)."""
+    request = _NewDropoff(
+        caller=caller,
+        department_id=department_of(caller, "Drop-offs"),
+        key=check_key(idempotency_key),
+        request_hash=fingerprint(
+            {
+                "station_code": station_code,
+                "category": category_code,
+                "quantity": quantity,
+                "unit": unit,
+            }
+        ),
+        station_code=station_code,
+        category_code=category_code,
+        quantity=quantity,
+        unit=unit,
+        now=now or utcnow(),
     )
-    now = now or utcnow()
-    conn = await session.connection()
+    require_approved(caller)
+    if (row := await _log_in_one_call(db, request)) is not None:
+        return Logged(_dropoff(row), replayed=False)
+    async with one_call.transaction(db) as conn:
+        return await _log(conn, request)
+
+
+async def _log_in_one_call(db: Db, r: _NewDropoff) -> Any:
+    """The drop-off as one server-side call, where it can be; None: take the Python path
+    (not PostgreSQL, a transaction already open, or anything but a plain new drop-off)."""
+    kind = CATEGORIES.get(r.category_code)
+    if kind is None or not kind.accepts(r.quantity, r.unit):
+        return None  # the Python path names what is wrong, in the documented order
+    if (pg := await one_call.driver(db)) is None:
+        return None
+    earning = points.earning(r.caller.user_id)
+    return await one_call.call(
+        pg, _LOG_CALL, r.department_id, r.caller.user_id, r.id, r.key, r.request_hash,
+        r.station_code.strip().lower(), kind.code, kind.unit.value, r.quantity, kind.per, r.now,
+        campaigns.local_day(r.now), to_us(r.now), USER_DROPOFF_LOCK, earning["debit"],
+        earning["credit"], *earning["open_with"], r.ledger_key, points.dropoff_reference(r.id),
+    )  # fmt: skip
+
+
+async def _log(conn: AsyncConnection, r: _NewDropoff) -> Logged:
+    """The Python path: the same rules, step by step, each refusal named."""
+    user_id = r.caller.user_id
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_LOCK_USER, {"user": f"{r.department_id}/{user_id}"})
+    by_key = {"department_id": r.department_id, "user_id": user_id, "key": r.key}
+    if (found := await replay_of(conn, _BY_KEY, by_key, r.key, r.request_hash)) is not None:
+        # A retry of a request that succeeded gets its original answer, even if the station
+        # or the campaign changed since.
+        return Logged(_dropoff(found), replayed=True)
     context = (
         await conn.execute(
-            _LOCK_AND_CONTEXT,
-            {
-                "uid": user_id,
-                "dep": department_id,
-                "code": station_code.strip().lower(),
-                "category": category_code,
-                "now": now,
-            },
+            _CONTEXT,
+            {"user_id": user_id, "department_id": r.department_id,
+             "code": r.station_code.strip().lower(), "category": r.category_code, "now": r.now},
         )
-    ).one_or_none()
-    try:
-        kind, rate, points = _priced(caller, context, station_code, category_code, quantity, unit)
-    except ExchangeError:
-        # A retry of a request that succeeded gets its original answer, even if the
-        # station or the campaign changed since.
-        if (found := await _by_key(conn, department_id, user_id, key)) is not None:
-            check_replay(key, found.request_hash, request_hash)
-            return Logged(found, replayed=True)
-        raise
-    assert context is not None
-
+    ).one_or_none()  # fmt: skip
+    kind, rate, earned = _priced(
+        r.caller, context, r.station_code, r.category_code, r.quantity, r.unit
+    )
+    day = campaigns.local_day(r.now)
+    _check_cap(
+        context.daily_cap_points, await _points_today(conn, r.department_id, user_id, day), earned
+    )
     auto = context.policy == Policy.auto
-    values = {
-        "department_id": department_id,
-        "id": new_id(),
-        "user_id": user_id,
-        "station_id": context.station_id,
-        "campaign_id": context.campaign_id,
-        "category": kind.code,
-        "unit": kind.unit.value,
-        "quantity": quantity,
-        "confirmed_quantity": None,
-        "rate_points": rate,
-        "points": points,
-        "status": DropoffStatus.pending.value,
-        "local_day": campaigns.local_day(now),
-        "ledger_seq": 0,
-        "resolution_seq": None,
-        "adjustment_seq": None,
-        "created_at": now,
-        "decided_at": None,
-        "decided_by": None,
-        "reject_reason": None,
-        "idempotency_key": key,
-        "request_hash": request_hash,
-    }
-    if not await _CLAIM(conn, {**values, "cap": context.daily_cap_points}):
-        if (found := await _by_key(conn, department_id, user_id, key)) is not None:
-            check_replay(key, found.request_hash, request_hash)
-            return Logged(found, replayed=True)
-        used = await _points_today(conn, department_id, user_id, values["local_day"])
-        _check_cap(context.daily_cap_points, used, points)
-        raise AssertionError("the claim failed with neither its key taken nor the cap reached")
-
-    dropoff = Dropoff(**values)
-    entry = await transfer_for(
-        session,
-        department_id,
-        user_id,
-        debit=ISSUANCE,
-        credit=user_account(user_id),
-        amount=points,
-        idempotency_key=f"dropoff:{dropoff.id}:credit",
+    entry = await transfers.transfer(
+        conn,
+        ledger_id=r.department_id,
+        **points.earning(user_id),
+        amount=earned,
+        idempotency_key=r.ledger_key,
         actor=user_id,
-        reference=dropoff_reference(dropoff.id),
+        reference=points.dropoff_reference(r.id),
         pending=not auto,
-        now=now,
+        now=r.now,
     )
-    dropoff.ledger_seq = entry.seq
-    if auto:
-        dropoff.status = DropoffStatus.confirmed
-        dropoff.decided_at = now
-    await conn.execute(
-        _CREDITED,
-        {
-            "b_dep": department_id,
-            "b_id": dropoff.id,
-            "ledger_seq": entry.seq,
-            "status": dropoff.status,
-            "decided_at": dropoff.decided_at,
-        },
+    dropoff = Dropoff(
+        department_id=r.department_id,
+        id=r.id,
+        user_id=user_id,
+        station_id=context.station_id,
+        campaign_id=context.campaign_id,
+        category=kind.code,
+        unit=kind.unit.value,
+        quantity=r.quantity,
+        rate_points=rate,
+        points=earned,
+        status=DropoffStatus.confirmed if auto else DropoffStatus.pending,
+        local_day=day,
+        ledger_seq=entry.seq,
+        created_at=r.now,
+        decided_at=r.now if auto else None,
+        idempotency_key=r.key,
+        request_hash=r.request_hash,
     )
+    await conn.execute(_INSERT, {c.name: getattr(dropoff, c.name) for c in D.columns})
     return Logged(dropoff, replayed=False)
 
 
@@ -370,7 +369,9 @@ async def _pending_for_decision(
 ) -> tuple[Dropoff, int]:
     """The pending drop-off, locked, and its campaign's daily cap."""
     row = (
-        await conn.execute(_LOCK_FOR_DECISION, {"dep": department_id, "id": dropoff_id})
+        await conn.execute(
+            _LOCK_FOR_DECISION, {"department_id": department_id, "dropoff_id": dropoff_id}
+        )
     ).one_or_none()
     if row is None:
         raise NotFound(f"No drop-off {dropoff_id!r}.")
@@ -387,8 +388,8 @@ async def _decide(conn: AsyncConnection, dropoff: Dropoff) -> Dropoff:
     await conn.execute(
         _DECIDE,
         {
-            "b_dep": dropoff.department_id,
-            "b_id": dropoff.id,
+            "of_department": dropoff.department_id,
+            "of_dropoff": dropoff.id,
             "status": dropoff.status,
             "points": dropoff.points,
             "confirmed_quantity": dropoff.confirmed_quantity,
@@ -402,8 +403,27 @@ async def _decide(conn: AsyncConnection, dropoff: Dropoff) -> Dropoff:
     return dropoff
 
 
+async def _decided_as_logged(
+    db: Db,
+    department_id: str,
+    dropoff_id: str,
+    actor_id: str,
+    kind: str,
+    reason: str | None,
+    now: datetime,
+) -> Dropoff | None:
+    """The decision as one server-side call, where it can be; None: take the Python path."""
+    if (pg := await one_call.driver(db)) is None:
+        return None
+    row = await one_call.call(
+        pg, _DECIDE_CALL, department_id, dropoff_id, actor_id, kind, reason, now, to_us(now),
+        f"dropoff:{dropoff_id}:{kind}",  # the Python path's keys: ...:post, ...:void
+    )  # fmt: skip
+    return None if row is None else _dropoff(row)
+
+
 async def confirm_dropoff(
-    session: AsyncSession,
+    db: Db,
     department_id: str,
     dropoff_id: str,
     actor_id: str,
@@ -415,63 +435,69 @@ async def confirm_dropoff(
     posts part of the pending credit; more posts all of it and credits the difference. The
     daily cap still holds: extra points beyond it are not credited."""
     now = now or utcnow()
-    conn = await session.connection()
-    dropoff, daily_cap = await _pending_for_decision(conn, department_id, dropoff_id, "confirmed")
-    kind = category(dropoff.category)
-    final_quantity = dropoff.quantity if quantity is None else quantity
-    kind.check_quantity(final_quantity)
-    points = kind.points(final_quantity, dropoff.rate_points)
-    if points > dropoff.points:
-        used = await _points_today(
-            conn, department_id, dropoff.user_id, dropoff.local_day, excluding=dropoff.id
+    if quantity is None and (
+        done := await _decided_as_logged(
+            db, department_id, dropoff_id, actor_id, transfers.POST, None, now
         )
-        points = min(points, max(dropoff.points, daily_cap - used))
+    ):
+        return done
+    async with one_call.transaction(db) as conn:
+        dropoff, daily_cap = await _pending_for_decision(
+            conn, department_id, dropoff_id, "confirmed"
+        )
+        kind = category(dropoff.category)
+        final_quantity = dropoff.quantity if quantity is None else quantity
+        kind.check_quantity(final_quantity)
+        earned = kind.points(final_quantity, dropoff.rate_points)
+        if earned > dropoff.points:
+            used = await _points_today(
+                conn, department_id, dropoff.user_id, dropoff.local_day, excluding=dropoff.id
+            )
+            earned = min(earned, max(dropoff.points, daily_cap - used))
 
-    reference = dropoff_reference(dropoff.id)
-    if points == 0:
-        # Re-weighed to nothing worth a point: the credit is released, not posted.
-        entry = await transfers.void_pending(
-            session,
-            ledger_id=department_id,
-            pending_seq=dropoff.ledger_seq,
-            idempotency_key=f"dropoff:{dropoff.id}:void",
-            actor=actor_id,
-            now=now,
-        )
-    else:
-        entry = await transfers.post_pending(
-            session,
-            ledger_id=department_id,
-            pending_seq=dropoff.ledger_seq,
-            amount=min(points, dropoff.points),
-            idempotency_key=f"dropoff:{dropoff.id}:post",
-            actor=actor_id,
-            now=now,
-        )
-    dropoff.resolution_seq = entry.seq
-    if points > dropoff.points:
-        extra = await transfers.transfer(
-            session,
-            ledger_id=department_id,
-            debit=ISSUANCE,
-            credit=user_account(dropoff.user_id),
-            amount=points - dropoff.points,
-            idempotency_key=f"dropoff:{dropoff.id}:adjust",
-            actor=actor_id,
-            reference=reference,
-            now=now,
-        )
-        dropoff.adjustment_seq = extra.seq
-    dropoff.confirmed_quantity = final_quantity
-    dropoff.points = points
-    dropoff.status = DropoffStatus.confirmed
-    dropoff.decided_at = now
-    dropoff.decided_by = actor_id
-    return await _decide(conn, dropoff)
+        if earned == 0:
+            # Re-weighed to nothing worth a point: the credit is released, not posted.
+            entry = await transfers.void_pending(
+                conn,
+                ledger_id=department_id,
+                pending_seq=dropoff.ledger_seq,
+                idempotency_key=f"dropoff:{dropoff.id}:void",
+                actor=actor_id,
+                now=now,
+            )
+        else:
+            entry = await transfers.post_pending(
+                conn,
+                ledger_id=department_id,
+                pending_seq=dropoff.ledger_seq,
+                amount=min(earned, dropoff.points),
+                idempotency_key=f"dropoff:{dropoff.id}:post",
+                actor=actor_id,
+                now=now,
+            )
+        dropoff.resolution_seq = entry.seq
+        if earned > dropoff.points:
+            extra = await transfers.transfer(
+                conn,
+                ledger_id=department_id,
+                **points.earning(dropoff.user_id),
+                amount=earned - dropoff.points,
+                idempotency_key=f"dropoff:{dropoff.id}:adjust",
+                actor=actor_id,
+                reference=points.dropoff_reference(dropoff.id),
+                now=now,
+            )
+            dropoff.adjustment_seq = extra.seq
+        dropoff.confirmed_quantity = final_quantity
+        dropoff.points = earned
+        dropoff.status = DropoffStatus.confirmed
+        dropoff.decided_at = now
+        dropoff.decided_by = actor_id
+        return await _decide(conn, dropoff)
 
 
 async def reject_dropoff(
-    session: AsyncSession,
+    db: Db,
     department_id: str,
     dropoff_id: str,
     actor_id: str,
@@ -483,19 +509,23 @@ async def reject_dropoff(
     if not reason or len(reason) > MAX_REASON:
         raise InvalidInput("reason", f"1-{MAX_REASON} characters saying why")
     now = now or utcnow()
-    conn = await session.connection()
-    dropoff, _ = await _pending_for_decision(conn, department_id, dropoff_id, "rejected")
-    entry = await transfers.void_pending(
-        session,
-        ledger_id=department_id,
-        pending_seq=dropoff.ledger_seq,
-        idempotency_key=f"dropoff:{dropoff.id}:void",
-        actor=actor_id,
-        now=now,
-    )
-    dropoff.resolution_seq = entry.seq
-    dropoff.status = DropoffStatus.rejected
-    dropoff.decided_at = now
-    dropoff.decided_by = actor_id
-    dropoff.reject_reason = reason
-    return await _decide(conn, dropoff)
+    if done := await _decided_as_logged(
+        db, department_id, dropoff_id, actor_id, transfers.VOID, reason, now
+    ):
+        return done
+    async with one_call.transaction(db) as conn:
+        dropoff, _ = await _pending_for_decision(conn, department_id, dropoff_id, "rejected")
+        entry = await transfers.void_pending(
+            conn,
+            ledger_id=department_id,
+            pending_seq=dropoff.ledger_seq,
+            idempotency_key=f"dropoff:{dropoff.id}:void",
+            actor=actor_id,
+            now=now,
+        )
+        dropoff.resolution_seq = entry.seq
+        dropoff.status = DropoffStatus.rejected
+        dropoff.decided_at = now
+        dropoff.decided_by = actor_id
+        dropoff.reject_reason = reason
+        return await _decide(conn, dropoff)

@@ -21,6 +21,12 @@ class NotFound(ExchangeError):
     title = "Not found"
 
 
+class NotAMember(ExchangeError):
+    """Platform staff (no department) asking for what exists only inside a department."""
+
+    title = "Only members of a department"
+
+
 class InvalidInput(ExchangeError):
     """A value breaks a rule; `field` and `rule` name which."""
 

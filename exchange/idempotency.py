@@ -1,18 +1,18 @@
 """Idempotency keys of retryable writes (drop-offs, orders).
 
 A key is unique per (department, user); the row it created stores a fingerprint of the
-request. The same key with the same request returns that row again; with a different
-request it is a conflict. A write claims its key by inserting its row with
-INSERT ... ON CONFLICT DO NOTHING (`claim`): the unique index decides, a concurrent request
-with the same key waits for the first to commit and then finds its row, and nothing ever
-raises mid-transaction, so no savepoint is needed.
+request. The same key with the same request returns that row again (`replay_of`); with a
+different request it is a conflict. Where requests with one key can race, a write claims
+its key by inserting its row with INSERT ... ON CONFLICT DO NOTHING (`Claim`): the unique
+index decides, a concurrent request with the same key waits for the first to commit and
+then finds its row, and nothing ever raises mid-transaction, so no savepoint is needed.
 """
 
 import hashlib
 import json
 from typing import Any
 
-from sqlalchemy import Select, Table
+from sqlalchemy import Row, Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -42,6 +42,17 @@ def fingerprint(request: dict[str, Any]) -> str:
 def check_replay(key: str, stored_hash: str, request_hash: str) -> None:
     if stored_hash != request_hash:
         raise IdempotencyKeyReused(key)
+
+
+async def replay_of(
+    conn: AsyncConnection, by_key: Select[Any], params: dict[str, Any], key: str, request_hash: str
+) -> Row[Any] | None:
+    """The row an earlier request with this key created, if any: the same request gets it back
+    as its answer; a different request under the same key is refused."""
+    row = (await conn.execute(by_key, params)).one_or_none()
+    if row is not None:
+        check_replay(key, row.request_hash, request_hash)
+    return row
 
 
 class Claim:

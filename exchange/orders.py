@@ -8,12 +8,16 @@ expiry void it and return the stock.
 Orders need no user lock: the unique index on the key decides idempotency, the guarded
 UPDATE the stock, and the ledger (under its head lock) the balance. Locks are taken in one
 order everywhere — order, product, ledger head — so that writers never deadlock.
+
+On PostgreSQL placing, picking up and cancelling are each one call of a server-side function
+(exchange/sql/writes.sql, see exchange/one_call.py); the Python path below is the same rules
+for SQLite, for the sweep, and to answer what the function declines.
 """
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
@@ -22,7 +26,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalog.identity import Identity
 from catalog.models import Department, Product, Role, User, new_id, utcnow
 from catalog.paging import Page
-from exchange.access import require_approved
+from exchange import one_call, points
+from exchange.access import department_of, require_approved
 from exchange.errors import (
     InvalidInput,
     InvalidTransition,
@@ -31,11 +36,12 @@ from exchange.errors import (
     ShortPoints,
     ShortStock,
 )
-from exchange.idempotency import Claim, check_key, check_replay, fingerprint
+from exchange.idempotency import Claim, check_key, fingerprint, replay_of
 from exchange.models import Order, OrderStatus
-from exchange.points import REDEMPTION, order_reference, transfer_for, user_account
 from exchange.records import get_visible, list_records
 from ledger import transfers
+from ledger.db import Db, connection_of
+from ledger.encoding import to_us
 from ledger.errors import ExceedsCredits
 from ledger.signing import KeyRing
 
@@ -72,12 +78,12 @@ _CLAIM = Claim(
     ),
 )
 _BY_KEY = select(O).where(
-    O.c.department_id == bindparam("dep"),
-    O.c.user_id == bindparam("uid"),
+    O.c.department_id == bindparam("department_id"),
+    O.c.user_id == bindparam("user_id"),
     O.c.idempotency_key == bindparam("key"),
 )
 _PRODUCT = select(P.c.name, P.c.active, P.c.stock).where(
-    P.c.department_id == bindparam("dep"), P.c.id == bindparam("pid")
+    P.c.department_id == bindparam("department_id"), P.c.id == bindparam("product_id")
 )
 # The stock, taken with a guarded UPDATE: it never goes below zero, and two buyers can
 # never both get the last unit. The price and value as of this update, which locks the
@@ -85,8 +91,8 @@ _PRODUCT = select(P.c.name, P.c.active, P.c.stock).where(
 _TAKE_STOCK = (
     update(P)
     .where(
-        P.c.department_id == bindparam("dep"),
-        P.c.id == bindparam("pid"),
+        P.c.department_id == bindparam("of_department"),
+        P.c.id == bindparam("of_product"),
         P.c.stock >= bindparam("quantity"),
     )
     .values(stock=P.c.stock - bindparam("quantity"))
@@ -94,7 +100,7 @@ _TAKE_STOCK = (
 )
 _HELD = (
     update(O)
-    .where(O.c.department_id == bindparam("b_dep"), O.c.id == bindparam("b_id"))
+    .where(O.c.department_id == bindparam("of_department"), O.c.id == bindparam("of_order"))
     .values(
         hold_seq=bindparam("hold_seq"),
         product_name=bindparam("product_name"),
@@ -105,17 +111,23 @@ _HELD = (
         value_fen=bindparam("value_fen"),
     )
 )
-_BY_ID = select(O).where(O.c.department_id == bindparam("dep"), O.c.id == bindparam("id"))
+_BY_ID = select(O).where(
+    O.c.department_id == bindparam("department_id"), O.c.id == bindparam("order_id")
+)
 _LOCK = _BY_ID.with_for_update()
 _INSERT = O.insert()
 _RETURN_STOCK = (
     update(P)
-    .where(P.c.department_id == bindparam("dep"), P.c.id == bindparam("pid"))
+    .where(P.c.department_id == bindparam("of_department"), P.c.id == bindparam("of_product"))
     .values(stock=P.c.stock + bindparam("quantity"))
 )
+# The server-side calls (exchange/sql/writes.sql).
+_PLACE_CALL = "SELECT * FROM exchange_place_order(" + ", ".join(f"${i}" for i in range(1, 19)) + ")"
+RESOLVE_CALL = "SELECT * FROM exchange_resolve_order($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+
 _RESOLVE = (
     update(O)
-    .where(O.c.department_id == bindparam("b_dep"), O.c.id == bindparam("b_id"))
+    .where(O.c.department_id == bindparam("of_department"), O.c.id == bindparam("of_order"))
     .values(
         status=bindparam("status"),
         resolution_seq=bindparam("resolution_seq"),
@@ -132,12 +144,14 @@ class Placed:
 
 
 def order_of(row: Any) -> Order:
-    return Order(**{column.name: row._mapping[column.name] for column in O.columns})
+    mapping = row._mapping if hasattr(row, "_mapping") else row
+    return Order(**{column.name: mapping[column.name] for column in O.columns})
 
 
 async def locked_order(conn: AsyncConnection, department_id: str, order_id: str) -> Order | None:
     """The order with its row locked: concurrent resolutions of one order take turns."""
-    row = (await conn.execute(_LOCK, {"dep": department_id, "id": order_id})).one_or_none()
+    params = {"department_id": department_id, "order_id": order_id}
+    row = (await conn.execute(_LOCK, params)).one_or_none()
     return None if row is None else order_of(row)
 
 
@@ -146,8 +160,8 @@ async def resolve(conn: AsyncConnection, order: Order) -> Order:
     await conn.execute(
         _RESOLVE,
         {
-            "b_dep": order.department_id,
-            "b_id": order.id,
+            "of_department": order.department_id,
+            "of_order": order.id,
             "status": order.status,
             "resolution_seq": order.resolution_seq,
             "resolved_at": order.resolved_at,
@@ -157,8 +171,29 @@ async def resolve(conn: AsyncConnection, order: Order) -> Order:
     return order
 
 
+@dataclass(frozen=True)
+class _NewOrder:
+    """An order request, checked as far as it can be without the database."""
+
+    caller: Identity
+    department_id: str
+    key: str
+    request_hash: str
+    product_id: str
+    quantity: int
+    kid: str
+    now: datetime
+    expires_at: datetime
+    id: str = field(default_factory=new_id)
+    jti: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+    @property
+    def ledger_key(self) -> str:
+        return f"order:{self.id}:hold"
+
+
 async def place_order(
-    session: AsyncSession,
+    db: Db,
     caller: Identity,
     keyring: KeyRing,
     *,
@@ -168,81 +203,88 @@ async def place_order(
     expiry: timedelta,
     now: datetime | None = None,
 ) -> Placed:
-    key = check_key(idempotency_key)
-    if caller.department_id is None:
-        raise InvalidInput("product_id", "only members of a department order products")
-    require_approved(caller)
-    department_id, user_id = caller.department_id, caller.user_id
-    request_hash = fingerprint({"product_id": product_id, "quantity": quantity})
-    conn = await session.connection()
+    """Reserve ``quantity`` of a product for the caller and hold its points; a retry with the
+    same key answers the original order (``replayed``)."""
     now = now or utcnow()
+    request = _NewOrder(
+        caller=caller,
+        department_id=department_of(caller, "Orders"),
+        key=check_key(idempotency_key),
+        request_hash=fingerprint({"product_id": product_id, "quantity": quantity}),
+        product_id=product_id,
+        quantity=quantity,
+        kid=keyring.active.kid,
+        now=now,
+        expires_at=(now + expiry).replace(microsecond=0),
+    )
+    require_approved(caller)
+    if (row := await _place_in_one_call(db, request)) is not None:
+        return Placed(order_of(row), replayed=False)
+    async with one_call.transaction(db) as conn:
+        return await _place(conn, request)
+
+
+async def _place_in_one_call(db: Db, r: _NewOrder) -> Any:
+    """The order as one server-side call, where it can be; None: take the Python path."""
+    if not 1 <= r.quantity <= MAX_QUANTITY or (pg := await one_call.driver(db)) is None:
+        return None
+    spending = points.spending(r.caller.user_id)
+    return await one_call.call(
+        pg, _PLACE_CALL, r.department_id, r.caller.user_id, r.id, r.key, r.request_hash,
+        r.product_id, r.quantity, r.jti, r.kid, r.now, r.expires_at, to_us(r.now),
+        spending["debit"], spending["credit"], *spending["open_with"], r.ledger_key,
+        points.order_reference(r.id),
+    )  # fmt: skip
+
+
+async def _place(conn: AsyncConnection, r: _NewOrder) -> Placed:
+    """The Python path: claim the key with the order's row, take the stock, hold the points."""
+    user_id = r.caller.user_id
     values = {
-        "department_id": department_id,
-        "id": new_id(),
+        "department_id": r.department_id,
+        "id": r.id,
         "user_id": user_id,
-        "product_id": product_id,
-        "quantity": quantity,
+        "product_id": r.product_id,
+        "quantity": r.quantity,
         "status": OrderStatus.reserved.value,
         "hold_seq": 0,
         "resolution_seq": None,
-        "pickup_jti": secrets.token_urlsafe(12),
-        "pickup_kid": keyring.active.kid,
-        "created_at": now,
-        "expires_at": (now + expiry).replace(microsecond=0),
+        "pickup_jti": r.jti,
+        "pickup_kid": r.kid,
+        "created_at": r.now,
+        "expires_at": r.expires_at,
         "resolved_at": None,
         "resolved_by": None,
-        "idempotency_key": key,
-        "request_hash": request_hash,
+        "idempotency_key": r.key,
+        "request_hash": r.request_hash,
     }
-    if not (1 <= quantity <= MAX_QUANTITY and await _CLAIM(conn, values)):
+    if not (1 <= r.quantity <= MAX_QUANTITY and await _CLAIM(conn, values)):
         # A retry of an earlier request gets its original answer; anything else is refused.
-        params = {"dep": department_id, "uid": user_id, "key": key}
-        if (found := (await conn.execute(_BY_KEY, params)).one_or_none()) is not None:
-            order = order_of(found)
-            check_replay(key, order.request_hash, request_hash)
-            return Placed(order, replayed=True)
-        if not 1 <= quantity <= MAX_QUANTITY:
-            raise InvalidInput("quantity", f"a whole number, 1-{MAX_QUANTITY}")
-        product = (
-            await conn.execute(_PRODUCT, {"dep": department_id, "pid": product_id})
-        ).one_or_none()
-        if product is None:
-            # Another department's product is indistinguishable from a missing one.
-            raise InvalidInput("product_id", "no such product in your department's catalog")
-        raise ProductUnavailable(f"{product.name!r} is not offered any more.")
-
-    params = {"dep": department_id, "pid": product_id, "quantity": quantity}
-    taken = (await conn.execute(_TAKE_STOCK, params)).one_or_none()
-    if taken is None:
-        # The caller's transaction rolls back, and the claimed order with it.
-        product = (await conn.execute(_PRODUCT, params)).one()
-        raise ShortStock(
-            f"Only {product.stock} of {product.name!r} left; {quantity} requested.",
-            product.stock,
-            quantity,
-        )
-    points = taken.price_points * quantity
+        by_key = {"department_id": r.department_id, "user_id": user_id, "key": r.key}
+        if (found := await replay_of(conn, _BY_KEY, by_key, r.key, r.request_hash)) is not None:
+            return Placed(order_of(found), replayed=True)
+        await _explain_unplaceable(conn, r)
+    taken = await _take_stock(conn, r.department_id, r.product_id, r.quantity)
+    cost = taken.price_points * r.quantity
     try:
-        entry = await transfer_for(
-            session,
-            department_id,
-            user_id,
-            debit=user_account(user_id),
-            credit=REDEMPTION,
-            amount=points,
-            idempotency_key=f"order:{values['id']}:hold",
+        entry = await transfers.transfer(
+            conn,
+            ledger_id=r.department_id,
+            **points.spending(user_id),
+            amount=cost,
+            idempotency_key=r.ledger_key,
             actor=user_id,
-            reference=order_reference(values["id"]),
+            reference=points.order_reference(r.id),
             pending=True,
-            now=now,
+            now=r.now,
         )
     except ExceedsCredits as short:
-        # The caller's transaction rolls back, returning the stock taken above.
+        # The transaction rolls back, returning the stock taken above.
         raise ShortPoints(
-            f"{taken.name!r} × {quantity} costs {points} points; you have {short.available} "
+            f"{taken.name!r} × {r.quantity} costs {cost} points; you have {short.available} "
             "available.",
             short.available,
-            points,
+            cost,
         ) from None
     held = {
         "hold_seq": entry.seq,
@@ -250,11 +292,41 @@ async def place_order(
         "product_unit": taken.unit,
         "unit_price_points": taken.price_points,
         "unit_value_fen": taken.value_fen,
-        "points": points,
-        "value_fen": taken.value_fen * quantity,
+        "points": cost,
+        "value_fen": taken.value_fen * r.quantity,
     }
-    await conn.execute(_HELD, {"b_dep": department_id, "b_id": values["id"], **held})
+    await conn.execute(_HELD, {"of_department": r.department_id, "of_order": r.id, **held})
     return Placed(Order(**{**values, **held}), replayed=False)
+
+
+async def _explain_unplaceable(conn: AsyncConnection, r: _NewOrder) -> NoReturn:
+    if not 1 <= r.quantity <= MAX_QUANTITY:
+        raise InvalidInput("quantity", f"a whole number, 1-{MAX_QUANTITY}")
+    product = (
+        await conn.execute(_PRODUCT, {"department_id": r.department_id, "product_id": r.product_id})
+    ).one_or_none()
+    if product is None:
+        # Another department's product is indistinguishable from a missing one.
+        raise InvalidInput("product_id", "no such product in your department's catalog")
+    raise ProductUnavailable(f"{product.name!r} is not offered any more.")
+
+
+async def _take_stock(
+    conn: AsyncConnection, department_id: str, product_id: str, quantity: int
+) -> Any:
+    """The product's name, unit, price and value as of taking ``quantity`` of its stock."""
+    params = {"of_department": department_id, "of_product": product_id, "quantity": quantity}
+    taken = (await conn.execute(_TAKE_STOCK, params)).one_or_none()
+    if taken is None:
+        # The transaction rolls back, and the claimed order with it.
+        params = {"department_id": department_id, "product_id": product_id}
+        product = (await conn.execute(_PRODUCT, params)).one()
+        raise ShortStock(
+            f"Only {product.stock} of {product.name!r} left; {quantity} requested.",
+            product.stock,
+            quantity,
+        )
+    return taken
 
 
 async def get_order(session: AsyncSession, caller: Identity, order_id: str) -> Order:
@@ -287,7 +359,7 @@ async def list_orders(
 
 
 async def _release(
-    session: AsyncSession,
+    conn: AsyncConnection,
     order: Order,
     status: OrderStatus,
     actor: str,
@@ -295,13 +367,16 @@ async def _release(
     now: datetime,
 ) -> Order:
     """Return the stock, void the hold, and close the order — in that lock order."""
-    conn = await session.connection()
     await conn.execute(
         _RETURN_STOCK,
-        {"dep": order.department_id, "pid": order.product_id, "quantity": order.quantity},
+        {
+            "of_department": order.department_id,
+            "of_product": order.product_id,
+            "quantity": order.quantity,
+        },
     )
     entry = await transfers.void_pending(
-        session,
+        conn,
         ledger_id=order.department_id,
         pending_seq=order.hold_seq,
         idempotency_key=f"order:{order.id}:void",
@@ -316,29 +391,40 @@ async def _release(
 
 
 async def cancel_order(
-    session: AsyncSession, caller: Identity, order_id: str, now: datetime | None = None
+    db: Db, caller: Identity, order_id: str, now: datetime | None = None
 ) -> Order:
-    order = None
-    if caller.department_id is not None:
-        order = await locked_order(await session.connection(), caller.department_id, order_id)
-    # The owner and their department's coordinators see an order; nobody else.
-    if order is None or (order.user_id != caller.user_id and not caller.has(Role.coordinator)):
-        raise NotFound(f"No order {order_id!r}.")
-    if order.status != OrderStatus.reserved:
-        raise InvalidTransition(
-            f"The order is {order.status}; only reserved orders can be cancelled.", order.status
+    """Cancel a reserved order: its owner or one of their department's coordinators."""
+    department_id = department_of(caller, "Orders")
+    now = now or utcnow()
+    if pg := await one_call.driver(db):
+        owner = None if caller.has(Role.coordinator) else caller.user_id
+        row = await one_call.call(
+            pg, RESOLVE_CALL, department_id, order_id, caller.user_id, transfers.VOID, None,
+            owner, now, to_us(now), f"order:{order_id}:void",
+        )  # fmt: skip
+        if row is not None:
+            return order_of(row)
+    async with one_call.transaction(db) as conn:
+        order = await locked_order(conn, department_id, order_id)
+        # The owner and their department's coordinators see an order; nobody else.
+        if order is None or (order.user_id != caller.user_id and not caller.has(Role.coordinator)):
+            raise NotFound(f"No order {order_id!r}.")
+        if order.status != OrderStatus.reserved:
+            raise InvalidTransition(
+                f"The order is {order.status}; only reserved orders can be cancelled.",
+                order.status,
+            )
+        return await _release(
+            conn, order, OrderStatus.cancelled, caller.user_id, caller.user_id, now
         )
-    return await _release(
-        session, order, OrderStatus.cancelled, caller.user_id, caller.user_id, now or utcnow()
-    )
 
 
 EXPIRY_ACTOR = "exchange:expiry"
 
 
-async def expire_due(session: AsyncSession, department_id: str, now: datetime, limit: int) -> int:
+async def expire_due(db: Db, department_id: str, now: datetime, limit: int) -> int:
     """Expire up to `limit` of a department's reserved orders past their expiry."""
-    conn = await session.connection()
+    conn = await connection_of(db)
     due = await conn.execute(
         select(O.c.id)
         .where(
@@ -355,7 +441,7 @@ async def expire_due(session: AsyncSession, department_id: str, now: datetime, l
         # Picked up or cancelled between the listing and the lock: nothing to do.
         if order is None or order.status != OrderStatus.reserved:
             continue
-        await _release(session, order, OrderStatus.expired, EXPIRY_ACTOR, None, now)
+        await _release(conn, order, OrderStatus.expired, EXPIRY_ACTOR, None, now)
         expired += 1
     return expired
 

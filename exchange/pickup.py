@@ -9,16 +9,17 @@ Format: a compact JWS (JWT) signed with EdDSA over Ed25519.
 
 The QR code carries `{PUBLIC_BASE_URL}/p/{token}`. Redeeming needs a coordinator of the
 token's department and happens once: the order row is locked while it is marked fulfilled
-and its hold is posted.
+and its hold is posted (on PostgreSQL in one server-side call, see exchange/one_call.py).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
 import jwt
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import select
 
 from catalog.models import User, utcnow
+from exchange import one_call
 from exchange.errors import (
     AlreadyPickedUp,
     PickupTokenExpired,
@@ -28,10 +29,14 @@ from exchange.errors import (
     PickupTokenSignatureInvalid,
 )
 from exchange.models import Order, OrderStatus
-from exchange.orders import locked_order, resolve
+from exchange.orders import RESOLVE_CALL, locked_order, order_of, resolve
 from ledger import transfers
+from ledger.db import Db
+from ledger.encoding import to_us
 from ledger.errors import UnknownKey
 from ledger.signing import KeyRing, PublicKeySet
+
+U = User.__table__
 
 AUDIENCE = "pickup"
 ALGORITHM = "EdDSA"
@@ -124,7 +129,7 @@ def verify(keys: PublicKeySet, scanned: str, now: datetime | None = None) -> Pic
 
 
 async def redeem(
-    session: AsyncSession,
+    db: Db,
     keys: PublicKeySet,
     scanned: str,
     *,
@@ -140,33 +145,40 @@ async def redeem(
             "This token is for another department's order; it can only be redeemed at that "
             "department's pickup desk."
         )
-    # The row lock makes concurrent scans of one token take turns: the second one sees the
-    # order already fulfilled.
-    conn = await session.connection()
-    order = await locked_order(conn, claims.department_id, claims.order_id)
-    if order is None or order.pickup_jti != claims.jti:
-        raise PickupTokenRevoked("The token does not belong to a current order.")
-    if order.status == OrderStatus.fulfilled:
-        assert order.resolved_at is not None
-        who = await session.get(User, order.resolved_by) if order.resolved_by else None
-        raise AlreadyPickedUp(
-            order.id, order.resolved_at, who.display_name if who else str(order.resolved_by)
+    if pg := await one_call.driver(db):
+        row = await one_call.call(
+            pg, RESOLVE_CALL, claims.department_id, claims.order_id, coordinator_id,
+            transfers.POST, claims.jti, None, now, to_us(now), f"order:{claims.order_id}:post",
+        )  # fmt: skip
+        if row is not None:
+            return order_of(row)
+    async with one_call.transaction(db) as conn:
+        # The row lock makes concurrent scans of one token take turns: the second one sees
+        # the order already fulfilled.
+        order = await locked_order(conn, claims.department_id, claims.order_id)
+        if order is None or order.pickup_jti != claims.jti:
+            raise PickupTokenRevoked("The token does not belong to a current order.")
+        if order.status == OrderStatus.fulfilled:
+            assert order.resolved_at is not None
+            who = (
+                await conn.execute(select(U.c.display_name).where(U.c.id == order.resolved_by))
+            ).scalar_one_or_none()
+            raise AlreadyPickedUp(order.id, order.resolved_at, who or str(order.resolved_by))
+        if order.status != OrderStatus.reserved:
+            when = order.resolved_at.isoformat() if order.resolved_at else "?"
+            raise PickupTokenRevoked(
+                f"The order was {order.status} at {when}; its token is no longer valid."
+            )
+        entry = await transfers.post_pending(
+            conn,
+            ledger_id=order.department_id,
+            pending_seq=order.hold_seq,
+            idempotency_key=f"order:{order.id}:post",
+            actor=coordinator_id,
+            now=now,
         )
-    if order.status != OrderStatus.reserved:
-        when = order.resolved_at.isoformat() if order.resolved_at else "?"
-        raise PickupTokenRevoked(
-            f"The order was {order.status} at {when}; its token is no longer valid."
-        )
-    entry = await transfers.post_pending(
-        session,
-        ledger_id=order.department_id,
-        pending_seq=order.hold_seq,
-        idempotency_key=f"order:{order.id}:post",
-        actor=coordinator_id,
-        now=now,
-    )
-    order.status = OrderStatus.fulfilled
-    order.resolution_seq = entry.seq
-    order.resolved_at = now
-    order.resolved_by = coordinator_id
-    return await resolve(conn, order)
+        order.status = OrderStatus.fulfilled
+        order.resolution_seq = entry.seq
+        order.resolved_at = now
+        order.resolved_by = coordinator_id
+        return await resolve(conn, order)

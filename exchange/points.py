@@ -7,21 +7,24 @@
 
 An employee's available points are posted credits less posted and held debits; pending
 credits (drop-offs awaiting a steward) are shown but not spendable.
+
+Accounts are opened by the first transfer that finds them missing (``open_with``), so a new
+member needs no set-up and every later write pays nothing for it.
 """
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from catalog.models import utcnow
-from ledger import transfers
 from ledger.accounts import AccountFlags, get_account, open_account
-from ledger.encoding import Entry, to_us
-from ledger.errors import AccountNotFound, LedgerNotFound
+from ledger.db import Db
+from ledger.encoding import to_us
+from ledger.errors import AccountNotFound
 
 ISSUANCE = "issuance"
 REDEMPTION = "redemption"
+FLAGS = {ISSUANCE: AccountFlags.NONE, REDEMPTION: AccountFlags.NONE}
+USER_FLAGS = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
 
 
 def user_account(user_id: str) -> str:
@@ -36,6 +39,24 @@ def order_reference(order_id: str) -> str:
     return f"order:{order_id}"
 
 
+def earning(user_id: str) -> dict[str, Any]:
+    """The accounts of points earned (issuance → user), for ``ledger.transfers.transfer``."""
+    return {
+        "debit": ISSUANCE,
+        "credit": user_account(user_id),
+        "open_with": (FLAGS[ISSUANCE], USER_FLAGS),
+    }
+
+
+def spending(user_id: str) -> dict[str, Any]:
+    """The accounts of points spent (user → redemption)."""
+    return {
+        "debit": user_account(user_id),
+        "credit": REDEMPTION,
+        "open_with": (USER_FLAGS, FLAGS[REDEMPTION]),
+    }
+
+
 @dataclass(frozen=True)
 class Points:
     available: int
@@ -43,41 +64,17 @@ class Points:
     held: int
 
 
-async def open_accounts(session: AsyncSession, department_id: str, user_id: str) -> None:
-    """Open (idempotently) the three accounts a drop-off or an order touches."""
+async def open_accounts(db: Db, department_id: str, user_id: str) -> None:
+    """Open (idempotently) the three accounts a drop-off or an order touches, as when a member
+    joins (the benchmarks seed members this way; transfers open what they miss)."""
     now_us = to_us(utcnow())
-    await open_account(session, department_id, ISSUANCE, created_at_us=now_us)
-    await open_account(session, department_id, REDEMPTION, created_at_us=now_us)
-    await open_account(
-        session,
-        department_id,
-        user_account(user_id),
-        AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
-        created_at_us=now_us,
-    )
+    for code, flags in (*FLAGS.items(), (user_account(user_id), USER_FLAGS)):
+        await open_account(db, department_id, code, flags, created_at_us=now_us)
 
 
-async def transfer_for(
-    session: AsyncSession, department_id: str, user_id: str, **transfer: Any
-) -> Entry:
-    """`ledger.transfers.transfer` on the department's ledger, for a transfer between the
-    user's account and issuance or redemption.
-
-    Accounts are opened once, on a user's first write, not on every write: the transfer
-    itself finds out that they are missing (before it writes anything), so members who
-    joined before this rule and new members alike get them without a migration, and every
-    later write pays no statement for them.
-    """
+async def points_of(db: Db, department_id: str, user_id: str) -> Points:
     try:
-        return await transfers.transfer(session, ledger_id=department_id, **transfer)
-    except (LedgerNotFound, AccountNotFound):
-        await open_accounts(session, department_id, user_id)
-        return await transfers.transfer(session, ledger_id=department_id, **transfer)
-
-
-async def points_of(session: AsyncSession, department_id: str, user_id: str) -> Points:
-    try:
-        balance = await get_account(session, department_id, user_account(user_id))
+        balance = await get_account(db, department_id, user_account(user_id))
     except AccountNotFound:
         return Points(0, 0, 0)
     return Points(balance.available, balance.pending_credit, balance.held)

@@ -9,14 +9,15 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
+from ledger.db import Db, connection_of
 from ledger.errors import AccountFlagsConflict, AccountNotFound
-from ledger.models import ACCOUNT_MAX, LEDGER_ID_MAX, LedgerAccount, LedgerHead
+from ledger.models import ACCOUNT_MAX, LEDGER_ID_MAX, LedgerAccount, LedgerHead, LedgerTree
 from ledger.validation import check_text
 
 A = LedgerAccount.__table__
 H = LedgerHead.__table__
+T = LedgerTree.__table__
 
 
 class AccountFlags(IntFlag):
@@ -73,7 +74,7 @@ class Balance:
         }
 
 
-_ACCOUNT = select(A).where(A.c.ledger_id == bindparam("lid"), A.c.code == bindparam("code"))
+_ACCOUNT = select(A).where(A.c.ledger_id == bindparam("ledger_id"), A.c.code == bindparam("code"))
 
 
 def _insert_ignore(conn: AsyncConnection, table: Any) -> Any:
@@ -93,8 +94,41 @@ def balance_from_row(row: Any) -> Balance:
     )
 
 
+async def create_ledger(conn: AsyncConnection, ledger_id: str) -> None:
+    """Create a ledger's head and tree if missing. ON CONFLICT DO NOTHING: two first uses at
+    once both succeed, without an error that would abort the caller's PostgreSQL
+    transaction."""
+    await conn.execute(
+        _insert_ignore(conn, H), {"ledger_id": ledger_id, "size": 0, "last_time_us": 0}
+    )
+    await conn.execute(
+        _insert_ignore(conn, T), {"ledger_id": ledger_id, "size": 0, "frontier": b""}
+    )
+
+
+async def insert_account(
+    conn: AsyncConnection, ledger_id: str, code: str, flags: int, created_at_us: int
+) -> Any:
+    """Create an account with zero counters if missing; answers its row (which may have
+    other flags, if someone else created it first)."""
+    await conn.execute(
+        _insert_ignore(conn, A),
+        {
+            "ledger_id": ledger_id,
+            "code": code,
+            "flags": flags,
+            "debits_pending": 0,
+            "debits_posted": 0,
+            "credits_pending": 0,
+            "credits_posted": 0,
+            "created_at_us": created_at_us,
+        },
+    )
+    return (await conn.execute(_ACCOUNT, {"ledger_id": ledger_id, "code": code})).one()
+
+
 async def open_account(
-    session: SASession,
+    db: Db,
     ledger_id: str,
     code: str,
     flags: int = AccountFlags.NONE,
@@ -102,41 +136,24 @@ async def open_account(
     created_at_us: int = 0,
 ) -> Balance:
     """Open an account (and its ledger on first use). Idempotent: opening it again with the
-    same flags returns it; with other flags raises AccountFlagsConflict."""
+    same flags returns it; with other flags raises AccountFlagsConflict. Transfers can open
+    their accounts themselves (``transfer(..., open_with=...)``)."""
     check_text("ledger_id", ledger_id, LEDGER_ID_MAX)
     check_text("account", code, ACCOUNT_MAX)
     flags = int(AccountFlags(flags))
-    conn = await session.connection()
-    row = (await conn.execute(_ACCOUNT, {"lid": ledger_id, "code": code})).one_or_none()
+    conn = await connection_of(db)
+    row = (await conn.execute(_ACCOUNT, {"ledger_id": ledger_id, "code": code})).one_or_none()
     if row is None:
-        # ON CONFLICT DO NOTHING: two first uses at once both succeed without an error that
-        # would abort the caller's PostgreSQL transaction.
-        await conn.execute(
-            _insert_ignore(conn, H),
-            {"ledger_id": ledger_id, "size": 0, "frontier": b"", "last_time_us": 0},
-        )
-        await conn.execute(
-            _insert_ignore(conn, A),
-            {
-                "ledger_id": ledger_id,
-                "code": code,
-                "flags": flags,
-                "debits_pending": 0,
-                "debits_posted": 0,
-                "credits_pending": 0,
-                "credits_posted": 0,
-                "created_at_us": created_at_us,
-            },
-        )
-        row = (await conn.execute(_ACCOUNT, {"lid": ledger_id, "code": code})).one()
+        await create_ledger(conn, ledger_id)
+        row = await insert_account(conn, ledger_id, code, flags, created_at_us)
     if row.flags != flags:
         raise AccountFlagsConflict(code, row.flags, flags)
     return balance_from_row(row)
 
 
-async def get_account(session: SASession, ledger_id: str, code: str) -> Balance:
-    conn = await session.connection()
-    row = (await conn.execute(_ACCOUNT, {"lid": ledger_id, "code": code})).one_or_none()
+async def get_account(db: Db, ledger_id: str, code: str) -> Balance:
+    conn = await connection_of(db)
+    row = (await conn.execute(_ACCOUNT, {"ledger_id": ledger_id, "code": code})).one_or_none()
     if row is None:
         raise AccountNotFound(ledger_id, code)
     return balance_from_row(row)

@@ -17,18 +17,44 @@ KIND_MAX = 16
 REFERENCE_MAX = 256
 ACTOR_MAX = 128
 IDEMPOTENCY_KEY_MAX = 128
+KEY_ID_MAX = 32
 
 
 class LedgerHead(SQLModel, table=True):
-    """One row per ledger: the lock every writer takes first, the next sequence number, and
-    the Merkle frontier (so appending and the current root need no other reads)."""
+    """One row per ledger: the lock every writer takes first, the last sequence number given
+    out and the time of that entry. Sequencing is all a write does to the log; hashing the
+    entry into the Merkle tree happens later, in batches (``LedgerTree``)."""
 
     __tablename__ = "ledger_heads"
 
     ledger_id: str = Field(sa_column=Column(String(LEDGER_ID_MAX), primary_key=True))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    frontier: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     last_time_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LedgerTree(SQLModel, table=True):
+    """One row per ledger: how many entries the Merkle tree holds (``size`` <= the head's) and
+    its frontier, the right-edge subtree hashes, largest first. The integrator's lock: writers
+    never touch it, so integrating never holds up a write."""
+
+    __tablename__ = "ledger_trees"
+
+    ledger_id: str = Field(sa_column=Column(String(LEDGER_ID_MAX), primary_key=True))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    frontier: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LedgerTreeHead(SQLModel, table=True):
+    """A signed tree head, kept: each integration that grows a tree signs one. Append-only."""
+
+    __tablename__ = "ledger_tree_heads"
+
+    ledger_id: str = Field(sa_column=Column(String(LEDGER_ID_MAX), primary_key=True))
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    timestamp_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+    key_id: str = Field(sa_column=Column(String(KEY_ID_MAX), nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class LedgerAccount(SQLModel, table=True):

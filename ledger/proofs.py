@@ -1,7 +1,9 @@
 """Tree heads and proofs served from the stored perfect subtrees.
 
 A proof needs at most O(log n) stored nodes; they are fetched with one primary-key query,
-whatever the size of the log."""
+whatever the size of the log. The tree holds the entries the integrator has taken in
+(ledger/integration.py); a head or proof asked for past that integrates first, so callers
+always get what they asked for, never a proof over entries the tree does not hold."""
 
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
-from ledger import merkle
+from ledger import integration, merkle
+from ledger.db import Db, connection_of
 from ledger.encoding import MAX_INT, to_us
 from ledger.errors import LedgerNotFound, TreeSizeOutOfRange
 from ledger.models import LedgerHead, LedgerMerkleNode
@@ -64,13 +66,27 @@ class ConsistencyProof:
         }
 
 
-async def _head(conn: AsyncConnection, ledger_id: str) -> Any:
-    row = (
-        await conn.execute(select(H.c.size, H.c.frontier).where(H.c.ledger_id == ledger_id))
-    ).one_or_none()
-    if row is None:
+async def _tree_of(
+    conn: AsyncConnection, ledger_id: str, size: int | None, keys: KeyRing | None = None
+) -> tuple[int, integration.Tree]:
+    """The size asked for (None: every entry written so far) and the integrated tree, which
+    holds at least that many entries: integrated on demand, in the caller's transaction.
+    With ``keys``, a head of the integrated size is signed and kept if it has none."""
+    found = await integration.tree_and_log(conn, ledger_id)
+    if found is None:
         raise LedgerNotFound(ledger_id)
-    return row
+    tree, sequenced = found
+    if size is None:
+        size = sequenced
+    elif not 0 <= size <= sequenced:
+        raise TreeSizeOutOfRange(f"tree_size {size} is not between 0 and {sequenced}")
+    if tree.size < size or (keys is not None and tree.size < sequenced):
+        integrated = await integration.integrate(conn, ledger_id, keys)
+        assert integrated is not None
+        tree = integrated
+    if tree.size < size:
+        raise RuntimeError(f"ledger {ledger_id!r}: entries {tree.size + 1}..{size} not integrated")
+    return size, tree
 
 
 async def _fetch(
@@ -103,73 +119,72 @@ async def fetch_nodes(
     return found
 
 
-async def _size_in_range(conn: AsyncConnection, ledger_id: str, size: int | None) -> int:
-    head = await _head(conn, ledger_id)
-    if size is None:
-        return head.size
-    if not 0 <= size <= head.size:
-        raise TreeSizeOutOfRange(f"tree_size {size} is not between 0 and {head.size}")
-    return size
-
-
-async def root_hash(
-    session: SASession, ledger_id: str, tree_size: int | None = None
-) -> tuple[int, bytes]:
-    """(size, root) of the tree now, or at an earlier size."""
-    conn = await session.connection()
-    head = await _head(conn, ledger_id)
-    if tree_size is None or tree_size == head.size:
-        return head.size, merkle.frontier_root(merkle.split_frontier(head.frontier))
-    if not 0 <= tree_size <= head.size:
-        raise TreeSizeOutOfRange(f"tree_size {tree_size} is not between 0 and {head.size}")
-    if tree_size == 0:
+async def root_hash(db: Db, ledger_id: str, tree_size: int | None = None) -> tuple[int, bytes]:
+    """(size, root) of the whole log, or of its first ``tree_size`` entries."""
+    conn = await connection_of(db)
+    size, tree = await _tree_of(conn, ledger_id, tree_size)
+    if size == tree.size:
+        return size, tree.root
+    if size == 0:
         return 0, merkle.EMPTY_ROOT
-    nodes = await fetch_nodes(conn, ledger_id, set(merkle.range_nodes(0, tree_size)))
-    return tree_size, merkle.range_hash(0, tree_size, nodes)
+    nodes = await fetch_nodes(conn, ledger_id, set(merkle.range_nodes(0, size)))
+    return size, merkle.range_hash(0, size, nodes)
 
 
 async def tree_head(
-    session: SASession,
+    db: Db,
     ledger_id: str,
     keys: KeyRing,
     *,
     tree_size: int | None = None,
     now: datetime | None = None,
 ) -> TreeHead:
-    """A freshly signed head of the log (its current size unless ``tree_size`` is given)."""
-    size, root = await root_hash(session, ledger_id, tree_size)
+    """The newest signed head of the whole log (integrating and signing first, if entries
+    were written since), or a head of an earlier size: the kept one, or signed now."""
+    conn = await connection_of(db)
+    size, tree = await _tree_of(conn, ledger_id, tree_size, keys)
+    if size > 0 and (kept := await integration.stored_head(conn, ledger_id, size)) is not None:
+        return kept
+    root = tree.root if size == tree.size else (await root_hash(conn, ledger_id, size))[1]
     return sign_tree_head(keys.active, ledger_id, size, root, to_us(now or utcnow()))
 
 
 async def inclusion_proof(
-    session: SASession, ledger_id: str, seq: int, tree_size: int | None = None
+    db: Db, ledger_id: str, seq: int, tree_size: int | None = None
 ) -> InclusionProof:
-    """Audit path of entry ``seq`` in the tree of ``tree_size`` (default: the current size).
-
-    Given a size, this is a single query: the proof's nodes include the leaf and a subtree
-    ending at ``tree_size``, so finding them all shows the log has reached that size."""
-    conn = await session.connection()
-    size = tree_size if tree_size is not None else await _size_in_range(conn, ledger_id, None)
-    if size > MAX_INT:  # no log is that long, and the node indexes would overflow BIGINT
-        await _size_in_range(conn, ledger_id, size)
+    """Audit path of entry ``seq`` in the tree of ``tree_size`` (default: the whole log)."""
+    conn = await connection_of(db)
+    if tree_size is not None and 1 <= seq <= tree_size <= MAX_INT:
+        # Against a known head: one query. The nodes include a subtree ending at tree_size,
+        # so finding them all shows the tree has reached that size.
+        ranges = merkle.inclusion_ranges(seq - 1, tree_size)
+        wanted = merkle.nodes_for(ranges) | {(0, seq - 1)}
+        nodes = await _fetch(conn, ledger_id, wanted)
+        if len(nodes) == len(wanted):
+            return InclusionProof(
+                ledger_id,
+                seq,
+                tree_size,
+                nodes[(0, seq - 1)],
+                merkle.proof_from_nodes(ranges, nodes),
+            )
+    if tree_size is not None and tree_size > MAX_INT:
+        raise TreeSizeOutOfRange(f"tree_size {tree_size} is past any log")
+    size, _ = await _tree_of(conn, ledger_id, tree_size)
     if not 1 <= seq <= size:
         raise TreeSizeOutOfRange(f"seq {seq} is not in a tree of size {size}")
     ranges = merkle.inclusion_ranges(seq - 1, size)
-    wanted = merkle.nodes_for(ranges) | {(0, seq - 1)}
-    nodes = await _fetch(conn, ledger_id, wanted)
-    if len(nodes) != len(wanted):
-        await _size_in_range(conn, ledger_id, size)  # names the ledger or the size that is wrong
-        raise RuntimeError(f"ledger {ledger_id!r}: Merkle nodes missing: {wanted - set(nodes)}")
+    nodes = await fetch_nodes(conn, ledger_id, merkle.nodes_for(ranges) | {(0, seq - 1)})
     return InclusionProof(
         ledger_id, seq, size, nodes[(0, seq - 1)], merkle.proof_from_nodes(ranges, nodes)
     )
 
 
 async def consistency_proof(
-    session: SASession, ledger_id: str, first: int, second: int | None = None
+    db: Db, ledger_id: str, first: int, second: int | None = None
 ) -> ConsistencyProof:
-    conn = await session.connection()
-    size = await _size_in_range(conn, ledger_id, second)
+    conn = await connection_of(db)
+    size, _ = await _tree_of(conn, ledger_id, second)
     if not 1 <= first <= size:
         raise TreeSizeOutOfRange(f"first {first} is not between 1 and {size}")
     ranges = merkle.consistency_ranges(first, size)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
 from ledger.accounts import Balance, get_account
+from ledger.db import Db, connection_of
 from ledger.encoding import MAX_INT, Entry, encode_entry, to_us
 from ledger.errors import InvalidRequest, LedgerNotFound, TransferNotFound
 from ledger.models import LedgerEntry, LedgerHead
@@ -20,14 +20,14 @@ H = LedgerHead.__table__
 
 MAX_LIMIT = 500
 
-_BY_SEQ = select(E).where(E.c.ledger_id == bindparam("lid"), E.c.seq == bindparam("seq"))
+_BY_SEQ = select(E).where(E.c.ledger_id == bindparam("ledger_id"), E.c.seq == bindparam("seq"))
 _BY_KEY = select(E).where(
-    E.c.ledger_id == bindparam("lid"), E.c.idempotency_key == bindparam("key")
+    E.c.ledger_id == bindparam("ledger_id"), E.c.idempotency_key == bindparam("key")
 )
 _LAST_AS_DEBIT = (
     select(E)
     .where(
-        E.c.ledger_id == bindparam("lid"),
+        E.c.ledger_id == bindparam("ledger_id"),
         E.c.debit_account == bindparam("acct"),
         E.c.seq <= bindparam("seq"),
     )
@@ -37,7 +37,7 @@ _LAST_AS_DEBIT = (
 _LAST_AS_CREDIT = (
     select(E)
     .where(
-        E.c.ledger_id == bindparam("lid"),
+        E.c.ledger_id == bindparam("ledger_id"),
         E.c.credit_account == bindparam("acct"),
         E.c.seq <= bindparam("seq"),
     )
@@ -46,7 +46,7 @@ _LAST_AS_CREDIT = (
 )
 _SEQ_AT_TIME = (
     select(E.c.seq)
-    .where(E.c.ledger_id == bindparam("lid"), E.c.time_us <= bindparam("t"))
+    .where(E.c.ledger_id == bindparam("ledger_id"), E.c.time_us <= bindparam("t"))
     .order_by(E.c.time_us.desc(), E.c.seq.desc())
     .limit(1)
 )
@@ -58,8 +58,8 @@ class Page:
     next: str | None  # cursor for ``after``; None on the last page
 
 
-async def ledger_size(session: SASession, ledger_id: str) -> int:
-    conn = await session.connection()
+async def ledger_size(db: Db, ledger_id: str) -> int:
+    conn = await connection_of(db)
     size = (
         await conn.execute(select(H.c.size).where(H.c.ledger_id == ledger_id))
     ).scalar_one_or_none()
@@ -68,17 +68,17 @@ async def ledger_size(session: SASession, ledger_id: str) -> int:
     return size
 
 
-async def get_entry(session: SASession, ledger_id: str, seq: int) -> Entry:
-    conn = await session.connection()
-    row = (await conn.execute(_BY_SEQ, {"lid": ledger_id, "seq": seq})).one_or_none()
+async def get_entry(db: Db, ledger_id: str, seq: int) -> Entry:
+    conn = await connection_of(db)
+    row = (await conn.execute(_BY_SEQ, {"ledger_id": ledger_id, "seq": seq})).one_or_none()
     if row is None:
         raise TransferNotFound(ledger_id, seq)
     return Entry.from_row(row)
 
 
-async def entry_by_key(session: SASession, ledger_id: str, key: str) -> Entry | None:
-    conn = await session.connection()
-    row = (await conn.execute(_BY_KEY, {"lid": ledger_id, "key": key})).one_or_none()
+async def entry_by_key(db: Db, ledger_id: str, key: str) -> Entry | None:
+    conn = await connection_of(db)
+    row = (await conn.execute(_BY_KEY, {"ledger_id": ledger_id, "key": key})).one_or_none()
     return None if row is None else Entry.from_row(row)
 
 
@@ -89,15 +89,15 @@ def _check_aware(field: str, at: datetime | None) -> None:
         raise InvalidRequest(field, "a time with a UTC offset, e.g. 2026-06-14T08:00:00+08:00")
 
 
-async def seq_at_time(session: SASession, ledger_id: str, at: datetime) -> int:
+async def seq_at_time(db: Db, ledger_id: str, at: datetime) -> int:
     """The last seq written at or before ``at`` (0 if none): the log as of that time."""
-    conn = await session.connection()
-    seq = (await conn.execute(_SEQ_AT_TIME, {"lid": ledger_id, "t": to_us(at)})).scalar()
+    conn = await connection_of(db)
+    seq = (await conn.execute(_SEQ_AT_TIME, {"ledger_id": ledger_id, "t": to_us(at)})).scalar()
     return seq or 0
 
 
 async def balance(
-    session: SASession,
+    db: Db,
     ledger_id: str,
     account: str,
     *,
@@ -109,16 +109,16 @@ async def balance(
     Each entry carries its two accounts' counters after it, so a past balance is the newest
     entry at or before the seq that touches the account: one index probe per side."""
     _check_aware("as_of", as_of)
-    current = await get_account(session, ledger_id, account)
+    current = await get_account(db, ledger_id, account)
     if as_of_seq is None and as_of is None:
         return current
     if as_of_seq is not None and as_of is not None:
         raise InvalidRequest("as_of", "give either as_of_seq or as_of, not both")
-    seq = as_of_seq if as_of_seq is not None else await seq_at_time(session, ledger_id, as_of)  # type: ignore[arg-type]
+    seq = as_of_seq if as_of_seq is not None else await seq_at_time(db, ledger_id, as_of)  # type: ignore[arg-type]
     if not 0 <= seq <= MAX_INT:
         raise InvalidRequest("as_of_seq", f"must be between 0 and {MAX_INT}")
-    conn = await session.connection()
-    params = {"lid": ledger_id, "acct": account, "seq": seq}
+    conn = await connection_of(db)
+    params = {"ledger_id": ledger_id, "acct": account, "seq": seq}
     d = (await conn.execute(_LAST_AS_DEBIT, params)).one_or_none()
     c = (await conn.execute(_LAST_AS_CREDIT, params)).one_or_none()
     counters = (0, 0, 0, 0)
@@ -140,7 +140,7 @@ def parse_cursor(after: str | None) -> int:
 
 
 async def list_entries(
-    session: SASession,
+    db: Db,
     ledger_id: str,
     *,
     account: str | None = None,
@@ -178,7 +178,7 @@ async def list_entries(
         ]
         u = union_all(*(s.subquery().select() for s in sides)).subquery()
         stmt = select(u).order_by(u.c.seq).limit(limit + 1)
-    conn = await session.connection()
+    conn = await connection_of(db)
     rows = (await conn.execute(stmt)).all()
     entries = [Entry.from_row(r) for r in rows[:limit]]
     nxt = str(entries[-1].seq) if len(rows) > limit else None
@@ -186,7 +186,7 @@ async def list_entries(
 
 
 async def export_lines(
-    session: SASession,
+    db: Db,
     ledger_id: str,
     *,
     upto: int | None = None,
@@ -196,9 +196,9 @@ async def export_lines(
     """The log as JSON Lines: each line is exactly the entry's canonical bytes (so it hashes
     to the entry's Merkle leaf) followed by a newline. Entries ``start + 1`` to ``upto``
     (default: all), read in keyset batches so memory stays flat however long the log is."""
-    size = await ledger_size(session, ledger_id)
+    size = await ledger_size(db, ledger_id)
     end = size if upto is None else min(upto, size)
-    conn = await session.connection()
+    conn = await connection_of(db)
     last = start
     while last < end:
         stmt = (

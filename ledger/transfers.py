@@ -7,9 +7,13 @@ lock order (head, then accounts) so writers never deadlock. Writers to different
 never touch the same rows. Nothing here retries: at READ COMMITTED there is nothing that
 could raise a serialization failure.
 
+A write sequences its entry and nothing more: the Merkle tree takes it later, in a batch
+(ledger/integration.py), so no hashing happens while the head is held.
+
 On PostgreSQL the lock, the checks and all the writes are one call of ``ledger_append``
-(migration 0007), so the head is held for one round trip plus the commit; the Python path
-below runs there only to explain a replay or a refusal. SQLite runs the Python path.
+(ledger/sql/ledger_append.sql), so the head is held for that call plus the commit; the
+Python path below runs there only to explain a replay or a refusal. SQLite runs the Python
+path.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.ext.asyncio import AsyncSession as SASession
 
-from ledger import merkle
-from ledger.accounts import AccountFlags
-from ledger.encoding import MAX_INT, Entry, encode_entry, to_us
+from ledger.accounts import AccountFlags, create_ledger, insert_account
+from ledger.db import Db, connection_of
+from ledger.encoding import MAX_INT, Entry, to_us
 from ledger.errors import (
+    AccountFlagsConflict,
     AccountNotFound,
     AlreadyReversed,
     ExceedsCredits,
@@ -50,7 +54,6 @@ from ledger.models import (
     LedgerAccount,
     LedgerEntry,
     LedgerHead,
-    LedgerMerkleNode,
     LedgerOpenPending,
 )
 from ledger.validation import check_amount, check_text
@@ -61,53 +64,55 @@ SWEEP_ACTOR = "ledger:sweep"
 H = LedgerHead.__table__
 A = LedgerAccount.__table__
 E = LedgerEntry.__table__
-N = LedgerMerkleNode.__table__
 OP = LedgerOpenPending.__table__
 
 # Statements built once; SQLAlchemy caches their compiled form.
 _LOCK_HEAD = (
-    select(H.c.size, H.c.frontier, H.c.last_time_us)
-    .where(H.c.ledger_id == bindparam("lid"))
+    select(H.c.size, H.c.last_time_us)
+    .where(H.c.ledger_id == bindparam("ledger_id"))
     .with_for_update()
 )
-_BY_SEQ = select(E).where(E.c.ledger_id == bindparam("lid"), E.c.seq == bindparam("seq"))
+_BY_SEQ = select(E).where(E.c.ledger_id == bindparam("ledger_id"), E.c.seq == bindparam("seq"))
 _BY_REF = select(E.c.seq, E.c.kind).where(
-    E.c.ledger_id == bindparam("lid"), E.c.ref_seq == bindparam("seq")
+    E.c.ledger_id == bindparam("ledger_id"), E.c.ref_seq == bindparam("seq")
 )
 _SEQ_BY_KEY = select(E.c.seq).where(
-    E.c.ledger_id == bindparam("lid"), E.c.idempotency_key == bindparam("key")
+    E.c.ledger_id == bindparam("ledger_id"), E.c.idempotency_key == bindparam("key")
 )
 _ACCOUNTS_AND_KEY = select(A, _SEQ_BY_KEY.scalar_subquery().label("dup_seq")).where(
-    A.c.ledger_id == bindparam("lid"), A.c.code.in_([bindparam("d"), bindparam("c")])
+    A.c.ledger_id == bindparam("ledger_id"), A.c.code.in_([bindparam("debit"), bindparam("credit")])
 )
 _ACCOUNTS = select(A).where(
-    A.c.ledger_id == bindparam("lid"), A.c.code.in_([bindparam("d"), bindparam("c")])
+    A.c.ledger_id == bindparam("ledger_id"), A.c.code.in_([bindparam("debit"), bindparam("credit")])
 )
 _UPDATE_ACCOUNT = (
     update(A)
-    .where(A.c.ledger_id == bindparam("b_lid"), A.c.code == bindparam("b_code"))
+    .where(A.c.ledger_id == bindparam("of_ledger"), A.c.code == bindparam("of_account"))
     .values(
-        debits_pending=bindparam("b_dp"),
-        debits_posted=bindparam("b_dpo"),
-        credits_pending=bindparam("b_cp"),
-        credits_posted=bindparam("b_cpo"),
+        debits_pending=bindparam("new_debits_pending"),
+        debits_posted=bindparam("new_debits_posted"),
+        credits_pending=bindparam("new_credits_pending"),
+        credits_posted=bindparam("new_credits_posted"),
     )
+)
+_NEW_COUNTERS = (
+    "new_debits_pending",
+    "new_debits_posted",
+    "new_credits_pending",
+    "new_credits_posted",
 )
 _UPDATE_HEAD = (
     update(H)
-    .where(H.c.ledger_id == bindparam("b_lid"))
-    .values(
-        size=bindparam("b_size"),
-        frontier=bindparam("b_frontier"),
-        last_time_us=bindparam("b_time"),
-    )
+    .where(H.c.ledger_id == bindparam("of_ledger"))
+    .values(size=bindparam("new_size"), last_time_us=bindparam("new_time"))
 )
 _INSERT_ENTRY = E.insert()
-_INSERT_NODES = N.insert()
 _INSERT_OPEN = OP.insert()
-_DELETE_OPEN = delete(OP).where(OP.c.ledger_id == bindparam("lid"), OP.c.seq == bindparam("seq"))
+_DELETE_OPEN = delete(OP).where(
+    OP.c.ledger_id == bindparam("ledger_id"), OP.c.seq == bindparam("seq")
+)
 _OPEN = select(OP.c.expires_at_us).where(
-    OP.c.ledger_id == bindparam("lid"), OP.c.seq == bindparam("seq")
+    OP.c.ledger_id == bindparam("ledger_id"), OP.c.seq == bindparam("seq")
 )
 
 
@@ -145,7 +150,7 @@ def _check_common(ledger_id: str, key: str, actor: str, reference: str | None) -
 
 
 async def transfer(
-    session: SASession,
+    db: Db,
     *,
     ledger_id: str,
     debit: str,
@@ -157,10 +162,15 @@ async def transfer(
     pending: bool = False,
     expires_at: datetime | None = None,
     now: datetime | None = None,
+    open_with: tuple[int, int] | None = None,
 ) -> Entry:
     """Move ``amount`` from ``debit`` to ``credit``: at once (direct), or as a pending
     transfer (a hold) that a later post settles or a void releases. Returns the entry; the
-    entry's ``seq`` is the transfer's id."""
+    entry's ``seq`` is the transfer's id.
+
+    ``open_with``: the flags of the debit and the credit account; either account, and the
+    ledger, is opened with them if missing (an existing one with other flags is refused with
+    AccountFlagsConflict). Without it both must exist."""
     _check_common(ledger_id, idempotency_key, actor, reference)
     check_text("debit", debit, ACCOUNT_MAX)
     check_text("credit", credit, ACCOUNT_MAX)
@@ -186,14 +196,16 @@ async def transfer(
             raise InvalidRequest("expires_at", "must be later than now")
         return plan
 
-    request = _request(plan.kind, debit, credit, amount, reference, None, expires_us)
-    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, request, resolve,
-                            _same_transfer(plan), (debit, credit))  # fmt: skip
+    if open_with is not None:
+        open_with = (int(AccountFlags(open_with[0])), int(AccountFlags(open_with[1])))
+    request = _request(plan.kind, debit, credit, amount, reference, None, expires_us, open_with)
+    entry, _ = await _write(db, ledger_id, idempotency_key, actor, now, request, resolve,
+                            _same_transfer(plan), (debit, credit), open_with)  # fmt: skip
     return entry
 
 
 async def post_pending(
-    session: SASession,
+    db: Db,
     *,
     ledger_id: str,
     pending_seq: int,
@@ -231,12 +243,12 @@ async def post_pending(
         return diffs
 
     request = _request(POST, None, None, amount, reference, pending_seq)
-    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, request, resolve, same)
+    entry, _ = await _write(db, ledger_id, idempotency_key, actor, now, request, resolve, same)
     return entry
 
 
 async def void_pending(
-    session: SASession,
+    db: Db,
     *,
     ledger_id: str,
     pending_seq: int,
@@ -246,12 +258,12 @@ async def void_pending(
     now: datetime | None = None,
 ) -> Entry:
     """Release a pending transfer entirely (cancelled order, rejected drop-off, expiry)."""
-    entry, _ = await _void(session, ledger_id, pending_seq, idempotency_key, actor, reference, now)
+    entry, _ = await _void(db, ledger_id, pending_seq, idempotency_key, actor, reference, now)
     return entry
 
 
 async def _void(
-    session: SASession,
+    db: Db,
     ledger_id: str,
     pending_seq: int,
     idempotency_key: str,
@@ -271,11 +283,11 @@ async def _void(
         return _diff(e, kind=VOID, ref_seq=pending_seq, reference=reference)
 
     request = _request(VOID, None, None, None, reference, pending_seq)
-    return await _write(session, ledger_id, idempotency_key, actor, now, request, resolve, same)
+    return await _write(db, ledger_id, idempotency_key, actor, now, request, resolve, same)
 
 
 async def reverse(
-    session: SASession,
+    db: Db,
     *,
     ledger_id: str,
     seq: int,
@@ -293,7 +305,7 @@ async def reverse(
         t = await _entry(conn, ledger_id, seq)
         if t.kind not in (DIRECT, POST):
             raise NotReversible(seq, t.kind)
-        by = (await conn.execute(_BY_REF, {"lid": ledger_id, "seq": seq})).one_or_none()
+        by = (await conn.execute(_BY_REF, {"ledger_id": ledger_id, "seq": seq})).one_or_none()
         if by is not None:
             raise AlreadyReversed(seq, by.seq)
         ref = t.reference if reference is None else reference
@@ -304,12 +316,12 @@ async def reverse(
         return _diff(e, kind=REVERSAL, ref_seq=seq, reference=reference)
 
     request = _request(REVERSAL, None, None, None, reference, seq)
-    entry, _ = await _write(session, ledger_id, idempotency_key, actor, now, request, resolve, same)
+    entry, _ = await _write(db, ledger_id, idempotency_key, actor, now, request, resolve, same)
     return entry
 
 
 async def sweep_expired(
-    session: SASession,
+    db: Db,
     now: datetime | None = None,
     *,
     ledger_id: str | None = None,
@@ -322,7 +334,7 @@ async def sweep_expired(
     with other writers (who each hold one head)."""
     now = now or utcnow()
     now_us = to_us(now)
-    conn = await session.connection()
+    conn = await connection_of(db)
     stmt = select(OP.c.ledger_id, OP.c.seq).where(OP.c.expires_at_us <= now_us)
     if ledger_id is not None:
         stmt = stmt.where(OP.c.ledger_id == ledger_id)
@@ -331,7 +343,7 @@ async def sweep_expired(
     for row in rows:
         try:
             _, wrote = await _void(
-                session, row.ledger_id, row.seq, f"ledger:expire:{row.seq}", actor, None, now
+                db, row.ledger_id, row.seq, f"ledger:expire:{row.seq}", actor, None, now
             )
         except PendingAlreadyResolved:
             continue  # resolved by someone else between our read and our lock
@@ -368,11 +380,13 @@ def _diff(e: Entry, **wanted: Any) -> list[str]:
 
 
 async def _seq_by_key(conn: AsyncConnection, ledger_id: str, key: str) -> int | None:
-    return (await conn.execute(_SEQ_BY_KEY, {"lid": ledger_id, "key": key})).scalar_one_or_none()
+    return (
+        await conn.execute(_SEQ_BY_KEY, {"ledger_id": ledger_id, "key": key})
+    ).scalar_one_or_none()
 
 
 async def _entry(conn: AsyncConnection, ledger_id: str, seq: int) -> Entry:
-    row = (await conn.execute(_BY_SEQ, {"lid": ledger_id, "seq": seq})).one_or_none()
+    row = (await conn.execute(_BY_SEQ, {"ledger_id": ledger_id, "seq": seq})).one_or_none()
     if row is None:
         raise TransferNotFound(ledger_id, seq)
     return Entry.from_row(row)
@@ -384,9 +398,9 @@ async def _open_pending(
     p = await _entry(conn, ledger_id, seq)
     if p.kind != PENDING:
         raise NotPending(seq, p.kind)
-    open_row = (await conn.execute(_OPEN, {"lid": ledger_id, "seq": seq})).one_or_none()
+    open_row = (await conn.execute(_OPEN, {"ledger_id": ledger_id, "seq": seq})).one_or_none()
     if open_row is None:
-        by = (await conn.execute(_BY_REF, {"lid": ledger_id, "seq": seq})).one()
+        by = (await conn.execute(_BY_REF, {"ledger_id": ledger_id, "seq": seq})).one()
         raise PendingAlreadyResolved(seq, by.seq, by.kind)
     return p, open_row.expires_at_us
 
@@ -399,6 +413,7 @@ def _request(
     reference: str | None,
     ref_seq: int | None,
     expires_at_us: int | None = None,
+    open_with: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The parameters of ``ledger_append`` (PostgreSQL) for one request; None where the
     function takes the value from the entry referred to."""
@@ -410,19 +425,21 @@ def _request(
         "reference": reference,
         "ref_seq": ref_seq,
         "expires_at_us": expires_at_us,
+        "debit_flags": None if open_with is None else open_with[0],
+        "credit_flags": None if open_with is None else open_with[1],
     }
 
 
-# The whole append in one round trip: see api/migrations/versions/0007_ledger_append.py.
+# The whole append in one round trip: see ledger/sql/ledger_append.sql.
 # Typed result columns: SQLAlchemy then builds the result's metadata once, not per call.
 _PG_APPEND = text(
-    "SELECT * FROM ledger_append(:lid, :key, :actor, :kind, :debit, :credit, :amount,"
-    " :reference, :ref_seq, :expires_at_us, :now_us)"
+    "SELECT * FROM ledger_append(:ledger_id, :key, :actor, :kind, :debit, :credit, :amount,"
+    " :reference, :ref_seq, :expires_at_us, :now_us, :debit_flags, :credit_flags)"
 ).columns(*E.columns)
 
 
 async def _write(
-    session: SASession,
+    db: Db,
     ledger_id: str,
     key: str,
     actor: str,
@@ -431,32 +448,35 @@ async def _write(
     resolve: Resolver,
     same: Comparer,
     accounts: tuple[str, str] | None = None,
+    open_with: tuple[int, int] | None = None,
 ) -> tuple[Entry, bool]:
     """Append the entry ``resolve`` plans, or find the one this key wrote before.
     Returns the entry and whether this call wrote it.
 
-    On PostgreSQL ``ledger_append`` does the whole append in one statement, so the head is
-    locked for one round trip (plus the commit). It writes nothing when the request is a
-    replay or is refused; the Python path below, under the lock the function took, then
-    finds the original entry or raises the precise error."""
-    conn = await session.connection()
+    On PostgreSQL ``ledger_append`` does the whole append in one statement. It writes
+    nothing when the request is a replay or is refused; the Python path below, under the lock
+    the function took, then finds the original entry or raises the precise error."""
+    conn = await connection_of(db)
     now_us = to_us(now or utcnow())
     on_postgres = conn.dialect.name == "postgresql"
     if on_postgres:
-        params = {**request, "lid": ledger_id, "key": key, "actor": actor, "now_us": now_us}
+        params = {**request, "ledger_id": ledger_id, "key": key, "actor": actor, "now_us": now_us}
         row = (await conn.execute(_PG_APPEND, params)).one_or_none()
         if row is not None:
             return Entry.from_row(row), True
-    head = (await conn.execute(_LOCK_HEAD, {"lid": ledger_id})).one_or_none()
+    head = (await conn.execute(_LOCK_HEAD, {"ledger_id": ledger_id})).one_or_none()
     if head is None:
-        raise LedgerNotFound(ledger_id)
+        if open_with is None:
+            raise LedgerNotFound(ledger_id)
+        await create_ledger(conn, ledger_id)
+        head = (await conn.execute(_LOCK_HEAD, {"ledger_id": ledger_id})).one()
     # Everything below runs under the head lock, in statements started after it was granted,
     # so at READ COMMITTED they see every entry the previous holder committed: the key check
     # decides idempotency exactly and the balances are current.
     rows: list[Any] | None = None
     if accounts is not None:
         # Accounts known up front (direct and pending): read them and the key in one go.
-        params = {"lid": ledger_id, "key": key, "d": accounts[0], "c": accounts[1]}
+        params = {"ledger_id": ledger_id, "key": key, "debit": accounts[0], "credit": accounts[1]}
         rows = list(await conn.execute(_ACCOUNTS_AND_KEY, params))
         dup = rows[0].dup_seq if rows else await _seq_by_key(conn, ledger_id, key)
     else:
@@ -472,19 +492,22 @@ async def _write(
     time_us = max(now_us, head.last_time_us)
     plan: _Plan = await resolve(conn, time_us)
     if rows is None:
-        params = {"lid": ledger_id, "d": plan.debit, "c": plan.credit}
+        params = {"ledger_id": ledger_id, "debit": plan.debit, "credit": plan.credit}
         rows = list(await conn.execute(_ACCOUNTS, params))
     by_code = {r.code: r for r in rows}
-    for code in (plan.debit, plan.credit):
+    for code, flags in zip((plan.debit, plan.credit), open_with or (None, None), strict=True):
         if code not in by_code:
-            raise AccountNotFound(ledger_id, code)
+            if flags is None:
+                raise AccountNotFound(ledger_id, code)
+            by_code[code] = await insert_account(conn, ledger_id, code, flags, now_us)
+        elif flags is not None and by_code[code].flags != flags:
+            raise AccountFlagsConflict(code, by_code[code].flags, flags)
     dr = _apply(by_code[plan.debit], plan.debit_delta, plan.amount)
     cr = _apply(by_code[plan.credit], plan.credit_delta, plan.amount)
 
-    seq = head.size + 1
     entry = Entry(
         ledger_id=ledger_id,
-        seq=seq,
+        seq=head.size + 1,
         kind=plan.kind,
         time_us=time_us,
         debit_account=plan.debit,
@@ -509,46 +532,37 @@ async def _write(
     if on_postgres:
         # ledger_append refused what the rules above allow: the two must agree.
         raise RuntimeError(f"ledger_append and the Python rules disagree on {entry!r}")
-    leaf = merkle.leaf_hash(encode_entry(entry))
-    frontier, completed = merkle.append_leaf(merkle.split_frontier(head.frontier), head.size, leaf)
-    await _write_generic(conn, plan, entry, dr, cr, completed, b"".join(frontier))
+    await _write_entry(conn, plan, entry, dr, cr)
     return entry, True
 
 
-async def _write_generic(
+async def _write_entry(
     conn: AsyncConnection,
     plan: _Plan,
     entry: Entry,
     dr: tuple[int, int, int, int],
     cr: tuple[int, int, int, int],
-    completed: list[tuple[int, int, bytes]],
-    frontier: bytes,
 ) -> None:
     lid, seq = entry.ledger_id, entry.seq
     await conn.execute(
         _UPDATE_ACCOUNT,
         [
-            {"b_lid": lid, "b_code": plan.debit, "b_dp": dr[0], "b_dpo": dr[1],
-             "b_cp": dr[2], "b_cpo": dr[3]},
-            {"b_lid": lid, "b_code": plan.credit, "b_dp": cr[0], "b_dpo": cr[1],
-             "b_cp": cr[2], "b_cpo": cr[3]},
+            {
+                "of_ledger": lid,
+                "of_account": code,
+                **dict(zip(_NEW_COUNTERS, counters, strict=True)),
+            }
+            for code, counters in ((plan.debit, dr), (plan.credit, cr))
         ],
-    )  # fmt: skip
-    await conn.execute(_INSERT_ENTRY, entry.as_dict())
-    await conn.execute(
-        _INSERT_NODES,
-        [{"ledger_id": lid, "level": lv, "idx": ix, "hash": h} for lv, ix, h in completed],
     )
+    await conn.execute(_INSERT_ENTRY, entry.as_dict())
     if plan.kind == PENDING:
         await conn.execute(
             _INSERT_OPEN, {"ledger_id": lid, "seq": seq, "expires_at_us": plan.expires_at_us}
         )
     elif plan.kind in (POST, VOID):
-        await conn.execute(_DELETE_OPEN, {"lid": lid, "seq": plan.ref_seq})
-    await conn.execute(
-        _UPDATE_HEAD,
-        {"b_lid": lid, "b_size": seq, "b_frontier": frontier, "b_time": entry.time_us},
-    )
+        await conn.execute(_DELETE_OPEN, {"ledger_id": lid, "seq": plan.ref_seq})
+    await conn.execute(_UPDATE_HEAD, {"of_ledger": lid, "new_size": seq, "new_time": entry.time_us})
 
 
 def _apply(row: Any, delta: tuple[int, int, int, int], amount: int) -> tuple[int, int, int, int]:

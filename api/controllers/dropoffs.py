@@ -9,7 +9,7 @@ from litestar.security.jwt import Token
 
 from api.auth import member_department, requires
 from api.controllers.refusals import refusals
-from api.params import DB, After, Before, Limit, ListOrder
+from api.params import DB, After, Before, Conn, Limit, ListOrder
 from catalog.identity import Identity
 from catalog.models import Role
 from catalog.paging import DEFAULT_LIMIT
@@ -146,13 +146,12 @@ class DropoffController(Controller):
     async def log(
         self,
         request: Request[Identity, Token, Any],
-        db: DB,
+        conn: Conn,
         data: JSONBody[DropoffIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[DropoffOut]:
-        member_department(request.user, "Drop-offs")
         logged = await dropoffs.log_dropoff(
-            db,
+            conn,
             request.user,
             station_code=data.station_code,
             category_code=data.category,
@@ -219,12 +218,12 @@ class DropoffController(Controller):
     async def confirm(
         self,
         request: Request[Identity, Token, Any],
-        db: DB,
+        conn: Conn,
         dropoff_id: FromPath[str],
         data: JSONBody[ConfirmIn | None] = None,
     ) -> DropoffOut:
         dropoff = await dropoffs.confirm_dropoff(
-            db,
+            conn,
             member_department(request.user, "Drop-offs"),
             dropoff_id,
             request.user.user_id,
@@ -241,12 +240,12 @@ class DropoffController(Controller):
     async def reject(
         self,
         request: Request[Identity, Token, Any],
-        db: DB,
+        conn: Conn,
         dropoff_id: FromPath[str],
         data: JSONBody[RejectIn],
     ) -> DropoffOut:
         dropoff = await dropoffs.reject_dropoff(
-            db,
+            conn,
             member_department(request.user, "Drop-offs"),
             dropoff_id,
             request.user.user_id,

