@@ -55,8 +55,11 @@ def create_engine(url: str, timeouts: Timeouts | None = None, **kwargs: object) 
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    # Connections are kept, not opened per burst: an overflow connection is closed when it is
+    # returned to a full pool, and opening one costs a backend fork and asyncpg's type
+    # introspection (bench/http.py showed them churning at 32 concurrent requests).
+    kwargs.setdefault("pool_size", 40)
+    kwargs.setdefault("max_overflow", 0)
     if timeouts is None:
         return _discarding_dead_connections(create_async_engine(url, **kwargs))
     kwargs.setdefault("pool_timeout", timeouts.pool)
