@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
-from api.auth import IdentityCache, create_auth
+from api.auth import IdentityCache, TokenVerifier, create_auth
 from api.boundary import check_input
 from api.controllers.auth import AuthController
 from api.controllers.campaigns import CampaignController
@@ -35,7 +35,7 @@ from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.controllers.summaries import SummaryController
-from api.logging import RequestIdMiddleware, structlog_plugin
+from api.logging import RequestLog, structlog_plugin
 from api.metrics import MetricsController
 from api.pages import create_pages_router
 from api.pages.errors import address_not_found
@@ -107,7 +107,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SummaryController,
             *([MetricsController] if settings.metrics_enabled else []),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
-            create_pages_router(),
+            # Page forms carry a CSRF token; the middleware runs for the pages alone. The API
+            # needs none because a cookie never authenticates an API write (api/auth.py), and
+            # an app-wide CSRF config would wrap every API route in it too.
+            create_pages_router(
+                CSRFConfig(
+                    secret=csrf_secret(settings.jwt_signing_secret),
+                    cookie_name="exchange_csrf",
+                    cookie_secure=settings.secure_cookies,
+                    cookie_httponly=True,
+                )
+            ),
         ],
         dependencies={"db": Provide(provide_db), "conn": Provide(provide_connection)},
         before_request=check_input,
@@ -117,30 +127,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "engine": engine,
                 "session_factory": db.create_session_factory(engine),
                 "auth": auth,
+                "token_verifier": TokenVerifier(settings.jwt_signing_secret, auth.algorithm),
                 "identity_cache": identity_cache,
             }
         ),
         lifespan=[lifespan, periodic_sweep],
         before_send=[security_headers(settings.secure_cookies)],
         on_app_init=[auth.on_app_init],
-        middleware=[
-            RequestIdMiddleware(),
-            prometheus.middleware,
-        ],
+        middleware=[prometheus.middleware],
         plugins=[
             structlog_plugin(settings.log_format, settings.log_level),
             problem_details_plugin([CatalogError, ExchangeError, LedgerError]),
         ],
         template_config=template_config(),
-        # Page forms carry a CSRF token; the API is exempt because a cookie never
-        # authenticates an API write (api/auth.py), so there is nothing to forge there.
-        csrf_config=CSRFConfig(
-            secret=csrf_secret(settings.jwt_signing_secret),
-            cookie_name="exchange_csrf",
-            cookie_secure=settings.secure_cookies,
-            cookie_httponly=True,
-            exclude=["^/api/"],
-        ),
         # Unrouted addresses: a page for people, a problem document under /api (api/pages).
         exception_handlers={Exception: unexpected_error, NotFoundException: address_not_found},
         openapi_config=OpenAPIConfig(
@@ -159,4 +158,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     document_refusals(app)
+    app.asgi_handler = RequestLog(app.asgi_handler)
     return app

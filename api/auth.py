@@ -3,14 +3,15 @@
 A cookie never authenticates a write to /api: that would let another site post on the
 user's behalf. Page forms are covered by the CSRF middleware instead.
 
-Who a token's subject is (department, roles) and that the token is not revoked is read from
-the database and then remembered for a few seconds (`IdentityCache`), so that a request does
-not load its caller on every call.
+A token's signature and claims are checked once and the verified token remembered by its text
+(`TokenVerifier`); who its subject is (department, roles) and that the token is not revoked is
+read from the database and then remembered for a few seconds (`IdentityCache`), so that a
+request neither verifies its token again nor loads its caller on every call.
 """
 
+import functools
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -23,8 +24,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import UpdateBase
 
-from api.db import transaction
-from catalog.identity import Identity, is_revoked, load_identity
+from api import db
+from catalog.identity import Caller, Identity, load_caller
 from catalog.models import Role
 
 COOKIE_NAME = "exchange_token"
@@ -52,11 +53,42 @@ class ExchangeAuthMiddleware(JWTCookieAuthenticationMiddleware):
             raise NotAuthorizedException("Writes to the API need an Authorization: Bearer token.")
         return await super().authenticate_request(connection)
 
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        # Litestar's own decodes the token on every request; the app's verifier remembers it.
+        token = connection.app.state.token_verifier(encoded_token)
+        if not (identity := await self.retrieve_user_handler(token, connection)):
+            raise NotAuthorizedException()
+        return AuthenticationResult(user=identity, auth=token)
 
-@dataclass(frozen=True)
-class Caller:
-    revoked: bool
-    identity: Identity | None  # None: the user is gone or cannot sign in
+
+TOKEN_CACHE_LIMIT = 20_000
+
+
+class TokenVerifier:
+    """A bearer token's signature and claims (PyJWT), checked once and then remembered by the
+    token's exact text, least recently used out first past `limit` tokens.
+
+    `exp` is checked again on every use against `clock`, so a remembered token is refused once
+    it expires; revocation is checked on every request by the caller's load (`IdentityCache`).
+    A token that fails verification is not remembered.
+    """
+
+    def __init__(self, secret: str, algorithm: str, limit: int = TOKEN_CACHE_LIMIT) -> None:
+        self.clock = time.time
+
+        def verify(encoded: str) -> tuple[Token, float]:
+            token = Token.decode(encoded, secret, algorithm)
+            return token, token.exp.timestamp()
+
+        self._verified = functools.lru_cache(maxsize=limit)(verify)
+
+    def __call__(self, encoded: str) -> Token:
+        token, expires = self._verified(encoded)
+        if expires <= self.clock():
+            raise NotAuthorizedException("Invalid token")  # expired since it was verified
+        return token
 
 
 # Writes to these tables can change who a signed-in caller is or end their token.
@@ -127,29 +159,26 @@ async def _caller(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) 
     if (caller := cache.get(jti, token.sub)) is not None:
         return caller
     generation = cache.generation
-    async with transaction(connection.app.state.session_factory) as session:
-        if await is_revoked(session, jti):
-            caller = Caller(revoked=True, identity=None)
-        else:
-            caller = Caller(revoked=False, identity=await load_identity(session, token.sub))
+    async with db.connection(connection.app.state.engine) as conn:
+        caller = await load_caller(conn, jti, token.sub)
     cache.put(jti, token.sub, caller, generation)
     return caller
 
 
-async def retrieve_identity(
+async def signed_in(
     token: Token, connection: ASGIConnection[Any, Any, Any, Any]
 ) -> Identity | None:
-    return (await _caller(token, connection)).identity
-
-
-async def token_revoked(token: Token, connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    return not token.jti or (await _caller(token, connection)).revoked
+    """The identity behind a verified token, unless the token is revoked (or carries no id to
+    revoke it by) or its user can no longer sign in."""
+    if not token.jti:
+        return None
+    caller = await _caller(token, connection)
+    return None if caller.revoked else caller.identity
 
 
 def create_auth(secret: str, minutes: int, secure_cookies: bool) -> JWTCookieAuth[Identity, Token]:
     return JWTCookieAuth[Identity, Token](
-        retrieve_user_handler=retrieve_identity,
-        revoked_token_handler=token_revoked,
+        retrieve_user_handler=signed_in,
         token_secret=secret,
         default_token_expiration=timedelta(minutes=minutes),
         key=COOKIE_NAME,
@@ -160,13 +189,14 @@ def create_auth(secret: str, minutes: int, secure_cookies: bool) -> JWTCookieAut
     )
 
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def requires(*roles: Role) -> Guard:
-    """A guard letting through callers holding at least one of `roles`."""
+    """A guard letting through callers holding at least one of `roles`. A coroutine: Litestar
+    runs a plain function guard on a worker thread, a hop on every request."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         identity: Identity = connection.user
         if not identity.has(*roles):
             names = ", ".join(role.value for role in roles)
@@ -177,17 +207,15 @@ def requires(*roles: Role) -> Guard:
 
 async def optional_identity(connection: ASGIConnection[Any, Any, Any, Any]) -> Identity | None:
     """The caller of a route open to everyone, if they sent a valid bearer token."""
-    auth: JWTCookieAuth[Identity, Token] = connection.app.state.auth
-    header = connection.headers.get(auth.auth_header, "")
+    state = connection.app.state
+    header = connection.headers.get(state.auth.auth_header, "")
     if not header:
         return None
     try:
-        token = Token.decode(header.partition(" ")[-1], auth.token_secret, auth.algorithm)
+        token = state.token_verifier(header.partition(" ")[-1])
     except NotAuthorizedException:
         return None
-    if await token_revoked(token, connection):
-        return None
-    return await retrieve_identity(token, connection)
+    return await signed_in(token, connection)
 
 
 def member_department(caller: Identity, what: str) -> str:

@@ -8,6 +8,9 @@
 - A route that takes JSON answers 415 to a body declared as anything else.
 - A JSON body is decoded strictly against the handler's type: `"1"` is not an integer. Litestar
   converts every parameter leniently, which query strings need and JSON bodies do not.
+- A JSON body is decoded once: the typed value checked here is what Litestar hands the handler
+  (it caches a request's decoded JSON, and converting a value already of the handler's type
+  returns it as it is).
 
 Each refusal is a problem document (api/problems.py): 400 naming the field and the rule, or 415.
 """
@@ -19,6 +22,7 @@ from litestar import Request
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.params import BodyKwarg
+from litestar.utils.scope.state import ScopeState
 
 from catalog.text import unstorable_character
 
@@ -55,7 +59,7 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
             raise HTTPException(
                 status_code=415, detail="This route takes a JSON body (application/json)."
             )
-        errors += _json_errors(await request.body(), data.annotation)
+        errors += _decode_json(request, await request.body(), data.annotation)
     elif media_type in FORMS:
         for name, value in (await request.form()).multi_items():
             errors.append(_text_error(name, name, "body"))
@@ -67,7 +71,11 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
         )
 
 
-def _json_errors(body: bytes, annotation: Any) -> list[dict[str, Any] | None]:
+def _decode_json(
+    request: Request[Any, Any, Any], body: bytes, annotation: Any
+) -> list[dict[str, Any] | None]:
+    """Decodes the body, checks it, and leaves the typed value where Litestar's JSON
+    extractor finds it; answers the errors instead when it breaks a rule."""
     if not body:
         return []  # Litestar answers a missing required body itself
     try:
@@ -80,10 +88,11 @@ def _json_errors(body: bytes, annotation: Any) -> list[dict[str, Any] | None]:
     if errors:
         return errors
     try:
-        msgspec.json.decode(body, type=annotation, strict=True)
+        typed = msgspec.convert(value, type=annotation, strict=True)
     except msgspec.ValidationError as error:
         message, _, at = str(error).partition(" - at `$")
         return [_error(at.rstrip("`").lstrip(".") or None, message, "body")]
+    ScopeState.from_scope(request.scope).json = typed
     return []
 
 

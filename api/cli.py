@@ -25,6 +25,9 @@ def main() -> None:
     """Cloud Exchange (云兑换): recyclables to points to poverty-relief products."""
 
 
+SERVERS = ("uvicorn", "uvicorn-h11", "granian")
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -34,7 +37,16 @@ def main() -> None:
     default=None,
     help="worker processes  [default: the number of cores]",
 )
-def serve(host: str, port: int, workers: int | None) -> None:
+@click.option(
+    "--server",
+    type=click.Choice(SERVERS),
+    default="uvicorn",
+    show_default=True,
+    help="the HTTP server: uvicorn with uvloop and httptools; the others are there for "
+    "bench/http.py to compare (uvicorn-h11: pure-Python HTTP on asyncio's own loop; granian "
+    "needs the dev dependencies and ignores EXCHANGE_TRUSTED_PROXIES)",
+)
+def serve(host: str, port: int, workers: int | None, server: str) -> None:
     """Run the service (migrates the database first).
 
     Each worker is a process of its own with its own connections; exactly one of them runs
@@ -42,32 +54,63 @@ def serve(host: str, port: int, workers: int | None) -> None:
     requests in flight. On SQLite all workers share the one database file, whose writes
     take turns: more workers add throughput to reads and request handling, not to writes.
     """
-    settings = Settings()
+    settings = prepare(Settings())
+    run_server("api.app:create_app", settings, host, port, workers or os.cpu_count() or 1, server)
+
+
+def prepare(settings: Settings) -> Settings:
+    """Once, before any worker starts: they would otherwise race to create the schema, the
+    JWT secret and the signing keys."""
     settings.ensure_data_dir()
-    # Once, before the workers start: they would otherwise race to create the schema, the
-    # JWT secret and the signing keys.
     db.upgrade(settings.database_url)
     settings.jwt_signing_secret  # noqa: B018
     settings.keyring  # noqa: B018
+    return settings
+
+
+def run_server(
+    app_factory: str, settings: Settings, host: str, port: int, workers: int, server: str
+) -> None:
+    """Serve the ASGI app that `app_factory` ("module:function") makes, in `workers`
+    processes (one: in this process). bench/raw_dropoffs.py is served by this too, so that a
+    benchmark compares the service and its baseline on the same server software."""
+    if server == "granian":
+        from granian.constants import Interfaces
+        from granian.server import Server
+
+        Server(
+            app_factory,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            factory=True,
+            log_access=False,
+        ).serve()
+        return
     uvicorn.run(
-        "api.app:create_app",
+        app_factory,
         factory=True,
         host=host,
         port=port,
-        workers=workers or os.cpu_count() or 1,
+        workers=workers,
         # A new worker re-imports this command before it can answer the supervisor's pings;
         # on a busy machine that takes longer than uvicorn's default of 5 s, which would
         # kill and respawn it forever.
         timeout_worker_healthcheck=60,
-        **uvicorn_options(settings),
+        **uvicorn_options(settings, fast=server == "uvicorn"),
     )
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+def uvicorn_options(settings: Settings, *, fast: bool = True) -> dict[str, Any]:
     """How uvicorn serves the app. Forwarded headers count only from EXCHANGE_TRUSTED_PROXIES:
     uvicorn's own default would believe any X-Forwarded-For sent from 127.0.0.1."""
     trusted = settings.trusted_proxies.strip()
     return {
+        # uvloop and httptools (C) rather than asyncio's own loop and h11 (pure Python), as
+        # measured with bench/http.py (bench/README.md); `fast=False` is the comparison.
+        "loop": "uvloop" if fast else "asyncio",
+        "http": "httptools" if fast else "h11",
         "log_config": None,
         "access_log": False,
         "proxy_headers": bool(trusted),
@@ -95,19 +138,17 @@ def upgrade() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def demo(host: str, port: int) -> None:
-    """Create the demo data set (idempotent), print its accounts, and serve."""
-    from api.app import create_app
+    """Create the demo data set (idempotent), print its accounts, and serve exactly as
+    `exchange serve --workers 1` does."""
     from api.demo import DEMO_PASSWORD, seed_demo
 
-    settings = Settings()
-    settings.ensure_data_dir()
-    db.upgrade(settings.database_url)
+    settings = prepare(Settings())
     accounts = asyncio.run(_with_sessions(settings, seed_demo))
     click.echo(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
     for account in accounts:
         click.echo(f"  {account.username:<10} {account.roles:<24} {account.department}")
     click.echo(f"\nOpen http://{host}:{port}/ — API docs at http://{host}:{port}/schema\n")
-    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
+    run_server("api.app:create_app", settings, host, port, 1, "uvicorn")
 
 
 @main.group()

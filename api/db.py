@@ -11,6 +11,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -53,11 +55,13 @@ def create_engine(url: str, timeouts: Timeouts | None = None, **kwargs: object) 
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    # Connections are kept, not opened per burst: an overflow connection is closed when it is
+    # returned to a full pool, and opening one costs a backend fork and asyncpg's type
+    # introspection (bench/http.py showed them churning at 32 concurrent requests).
+    kwargs.setdefault("pool_size", 40)
+    kwargs.setdefault("max_overflow", 0)
     if timeouts is None:
-        return create_async_engine(url, **kwargs)
+        return _discarding_dead_connections(create_async_engine(url, **kwargs))
     kwargs.setdefault("pool_timeout", timeouts.pool)
     milliseconds = {
         "statement_timeout": timeouts.statement,
@@ -70,7 +74,37 @@ def create_engine(url: str, timeouts: Timeouts | None = None, **kwargs: object) 
         # Set when each session starts, so every transaction of every instance has them.
         "server_settings": {name: str(round(s * 1000)) for name, s in milliseconds.items()},
     }
-    return create_async_engine(url, connect_args=connect_args, **kwargs)
+    return _discarding_dead_connections(
+        create_async_engine(url, connect_args=connect_args, **kwargs)
+    )
+
+
+def _discarding_dead_connections(engine: AsyncEngine) -> AsyncEngine:
+    """PostgreSQL connections that died are not handed out again, without `pool_pre_ping`,
+    which costs a round trip (BEGIN, an empty statement, ROLLBACK on asyncpg) per checkout.
+
+    - At checkout, a connection that asyncpg already knows is closed (the server or the
+      network ended it) is replaced by a new one: a local check, no round trip.
+    - A statement that found the connection dead or got no answer in time (the command
+      timeout: a silent server) discards the connection, and the whole pool with it, rather
+      than trying to roll back on it; the request answers 503 (api/problems.py) and the next
+      ones get fresh connections. SQLAlchemy sees the first kind itself, not the second.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        if record.driver_connection.is_closed():
+            raise DisconnectionError("the connection was closed while in the pool")
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        error = context.original_exception
+        if isinstance(error, (TimeoutError, OSError)) or isinstance(
+            error.__cause__, (TimeoutError, OSError)
+        ):
+            context.is_disconnect = True
+
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

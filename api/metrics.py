@@ -21,7 +21,9 @@ def networks(allow: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     ]
 
 
-def metrics_allowed(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def metrics_allowed(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     settings = connection.app.state.settings
     if settings.metrics_token:
         sent = connection.headers.get("authorization", "")

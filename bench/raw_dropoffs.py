@@ -3,9 +3,13 @@ work and nothing else — parse the JSON body, INSERT the drop-off, UPDATE the e
 balance, in one transaction. No auth, no idempotency, no ledger, no Merkle log: the floor
 the service is measured against.
 
-    uvicorn bench.raw_dropoffs:create_app --factory   (EXCHANGE_BENCH_RAW_DSN=postgresql://...)
+    EXCHANGE_BENCH_RAW_DSN=postgresql://... python -m bench.raw_dropoffs --port 8001
+
+It is served by the same code and server software as `exchange serve` (api/cli.py
+run_server), so that the ratio between the two measures the service, not the server.
 """
 
+import argparse
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -76,3 +80,23 @@ def create_app() -> Litestar:
         return DropoffOut(dropoff_id, points)
 
     return Litestar([dropoff], lifespan=[pool])
+
+
+if __name__ == "__main__":
+    from api.cli import SERVERS, run_server
+    from api.settings import Settings
+
+    parser = argparse.ArgumentParser(description="Serve the raw baseline route.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn")
+    args = parser.parse_args()
+    run_server(
+        "bench.raw_dropoffs:create_app",
+        Settings(),
+        args.host,
+        args.port,
+        args.workers,
+        args.server,
+    )

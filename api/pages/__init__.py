@@ -5,6 +5,9 @@ how they answer: HTML in the user's language, redirects to sign in, errors next 
 """
 
 from litestar import Router
+from litestar.config.csrf import CSRFConfig
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
 
 from api.pages.account import AccountPages
 from api.pages.admin import AdminPages
@@ -28,7 +31,8 @@ from ledger.errors import LedgerError
 DOMAIN_ERRORS: list[type[Exception]] = [CatalogError, ExchangeError, LedgerError]
 
 
-def create_pages_router() -> Router:
+def create_pages_router(csrf: CSRFConfig) -> Router:
+    """The pages, each form post checked against the CSRF cookie (`csrf`)."""
     return Router(
         path="/",
         route_handlers=[
@@ -50,5 +54,6 @@ def create_pages_router() -> Router:
             PlatformSummaryPages,
         ],
         exception_handlers=exception_handlers(DOMAIN_ERRORS),
+        middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
         include_in_schema=False,
     )

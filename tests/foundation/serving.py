@@ -2,6 +2,7 @@
 it serves, a load of concurrent drop-offs and orders, and the checks that the books add up."""
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -91,7 +92,8 @@ class Server:
             return False
 
     async def logged(self, event: str) -> bool:
-        return f'"event": "{event}"'.encode() in self.log_path.read_bytes()
+        lines = self.log_path.read_bytes().splitlines()
+        return any(json.loads(line).get("event") == event for line in lines if line[:1] == b"{")
 
     async def signal(self, number: signal.Signals) -> int:
         """Send `number` and wait for the process to end; answers its exit code."""

@@ -4,12 +4,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import CliRunner
 from sqlmodel import select
 
-from api import db
+from api import cli, db
 from api.cli import main
-from catalog import lockout
+from catalog import lockout, passwords
 from catalog.lockout import LockoutPolicy
 from catalog.models import User, utcnow
 
@@ -94,3 +95,23 @@ def test_keys_rotate_signs_with_a_new_key_and_keeps_the_old_one_published(
     assert keyring.active.kid != before
     assert result.output.strip().endswith(keyring.active.kid)
     assert {key["kid"] for key in keyring.jwks()["keys"]} == {before, keyring.active.kid}
+
+
+def test_demo_serves_exactly_as_serve_with_one_worker(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same server software and options: only the demo data differs. The server itself is
+    recorded rather than started (it would serve until stopped)."""
+    served: list[tuple[object, ...]] = []
+    monkeypatch.setattr(cli, "run_server", lambda *args: served.append(args))
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(1, 8, 1))
+    for args in (["serve", "--workers", "1"], ["demo"]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 0, result.output
+    (factory, settings, *where), (demo_factory, demo_settings, *demo_where) = served
+    assert (
+        (factory, *where)
+        == (demo_factory, *demo_where)
+        == ("api.app:create_app", "127.0.0.1", 8000, 1, "uvicorn")
+    )
+    assert cli.uvicorn_options(settings) == cli.uvicorn_options(demo_settings)
