@@ -351,10 +351,27 @@ def _replay(blocks: Iterable[_Block], ledger_id: str | None) -> tuple[int, list[
             add(Finding(seq, "format", f"unknown kind {kind!r}"))
             continue
 
+        # Both sides written out rather than a function called twice: this is the hot loop.
         b = dr[2]
-        _settle(add, seq, "debit", dr, (b[0] + dp, b[1] + dpo, b[2], b[3]), e.debit_after)
+        after = dr[2] = e.debit_after
+        replay = (b[0] + dp, b[1] + dpo, b[2], b[3])
+        f = dr[1]
+        if (
+            replay != after
+            or (f & DMNEC and after[0] + after[1] > after[3])
+            or (f & CMNED and after[2] + after[3] > after[1])
+        ):
+            _balance_findings(add, seq, "debit", dr, replay)
         b = cr[2]
-        _settle(add, seq, "credit", cr, (b[0], b[1], b[2] + cp, b[3] + cpo), e.credit_after)
+        after = cr[2] = e.credit_after
+        replay = (b[0], b[1], b[2] + cp, b[3] + cpo)
+        f = cr[1]
+        if (
+            replay != after
+            or (f & DMNEC and after[0] + after[1] > after[3])
+            or (f & CMNED and after[2] + after[3] > after[1])
+        ):
+            _balance_findings(add, seq, "credit", cr, replay)
 
     posted_sum = sum(a[2][3] - a[2][1] for a in accounts.values())
     pending_sum = sum(a[2][2] - a[2][0] for a in accounts.values())
@@ -365,17 +382,16 @@ def _replay(blocks: Iterable[_Block], ledger_id: str | None) -> tuple[int, list[
     return count, findings
 
 
-def _settle(
+def _balance_findings(
     add: Callable[[Finding], None],
     seq: int,
     side: str,
     account: list[Any],
     replay: tuple[int, int, int, int],
-    after: tuple[int, int, int, int],
 ) -> None:
-    """Check one account's counters after an entry against the replay and its flags, and
-    carry on from the stated counters."""
-    code, flags, _ = account
+    """What is wrong with one account after an entry: its stated counters (already the
+    account's) against the replay, and against its flags."""
+    code, flags, after = account
     if replay != after:
         add(
             Finding(
@@ -384,7 +400,6 @@ def _settle(
                 f"{side} account {code!r} stated {list(after)}, replay gives {list(replay)}",
             )
         )
-    account[2] = after
     if flags & DMNEC and after[0] + after[1] > after[3]:
         add(Finding(seq, "flags", f"account {code!r} debits exceed its credits"))
     if flags & CMNED and after[2] + after[3] > after[1]:
