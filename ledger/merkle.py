@@ -67,6 +67,29 @@ def append_leaf(
     return frontier, completed
 
 
+def append_leaves(frontier: Sequence[bytes], size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """The frontier after appending ``leaves`` to a tree of ``size`` leaves.
+
+    The same tree as ``append_leaf`` one leaf at a time, hashed a level at a time instead:
+    one pass pairing the level's nodes, so a verifier pays the node hashes and little else.
+    """
+    frontier = list(frontier)
+    peaks: list[bytes] = []  # the new frontier's small end, smallest first
+    nodes = list(leaves)
+    pos = size  # index, within its level, of nodes[0]
+    while nodes:
+        if pos & 1:  # nodes[0] is a right child: its left sibling is the frontier's last peak
+            nodes.insert(0, frontier.pop())
+            pos -= 1
+        if len(nodes) & 1:
+            peaks.append(nodes.pop())
+        pairs = zip(nodes[0::2], nodes[1::2], strict=True)
+        nodes = [_sha256(b"\x01" + left + right).digest() for left, right in pairs]
+        pos >>= 1
+    frontier.extend(reversed(peaks))
+    return frontier
+
+
 def frontier_root(frontier: Sequence[bytes]) -> bytes:
     if not frontier:
         return EMPTY_ROOT

@@ -58,6 +58,32 @@ def test_appending_leaves_keeps_frontier_root_and_stored_nodes_equal_to_rfc(
         assert len(frontier) == bin(n).count("1")
 
 
+def test_appending_leaves_in_batches_gives_the_same_frontier_as_one_at_a_time(
+    data: list[bytes], leaves: list[bytes]
+) -> None:
+    """Every size up to 300 grown in one batch from earlier sizes (all of them for small
+    trees, a sample for large ones), and grown in random batches: the frontier of
+    `append_leaf` one by one, and so the RFC root."""
+    one_by_one: list[list[bytes]] = [[]]
+    for i, leaf in enumerate(leaves):
+        one_by_one.append(merkle.append_leaf(one_by_one[-1], i, leaf)[0])
+    rng = random.Random(5)
+    for n in SIZES:
+        starts = range(n + 1) if n <= 64 else sorted(rng.sample(range(n + 1), 24))
+        for start in starts:
+            grown = merkle.append_leaves(one_by_one[start], start, leaves[start:n])
+            assert grown == one_by_one[n], (start, n)
+        assert merkle.frontier_root(one_by_one[n]) == rfc9162.mth(data[:n])
+    for _ in range(200):
+        frontier: list[bytes] = []
+        size = 0
+        while size < 300:
+            step = rng.choice((0, 1, 2, 3, 7, 8, 16, 33, 64, 100))
+            frontier = merkle.append_leaves(frontier, size, leaves[size : size + step])
+            size = min(300, size + step)
+        assert frontier == one_by_one[300]
+
+
 def test_inclusion_proofs_match_rfc_path_for_every_leaf_of_every_size(
     data: list[bytes], leaves: list[bytes], stored: dict[merkle.Node, bytes]
 ) -> None:

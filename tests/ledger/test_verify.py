@@ -6,14 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from _pytest.monkeypatch import MonkeyPatch
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.db import transaction
-from ledger import export_lines, post_pending, reverse, transfer, tree_head, void_pending
+from ledger import export_lines, post_pending, reverse, transfer, tree_head, verify, void_pending
 from ledger.signing import KeyRing, b64url, b64url_decode
 from ledger.treehead import TreeHead
-from ledger.verify import Finding, verify_export, verify_files
+from ledger.verify import Finding, Verification, verify_export, verify_files
 from tests.ledger.conftest import at, credit
 
 Factory = async_sessionmaker[AsyncSession]
@@ -97,10 +98,9 @@ async def test_clean_export_verifies_with_no_findings(
     (tmp_path / "export.jsonl").write_bytes(b"".join(lines))
     (tmp_path / "head.json").write_text(json.dumps(head.to_json()))
     (tmp_path / "keys.json").write_text(json.dumps(ring.jwks()))
-    assert (
-        verify_files(tmp_path / "export.jsonl", tmp_path / "head.json", tmp_path / "keys.json")
-        == []
-    )
+    assert verify_files(
+        tmp_path / "export.jsonl", tmp_path / "head.json", tmp_path / "keys.json"
+    ) == Verification(8, [])
 
 
 async def test_an_altered_amount_is_caught_at_its_entry_and_in_the_root(
@@ -220,3 +220,128 @@ async def test_an_unreadable_line_is_named_and_the_rest_still_checked(
     found = verify_export(lines, head, ring)
     assert (3, "format") in rules(found) and (None, "root") in rules(found)
     assert any(f.seq == 4 for f in found)  # the hold's post no longer finds its pending
+
+
+def test_a_field_of_another_type_is_a_format_finding_that_names_the_field() -> None:
+    good = entry(1, "direct", "iss", "u", 10, [0, 10, 0, 0], [0, 0, 0, 10])
+    for field, value in (("amount", "10"), ("time", "1"), ("debit_after", [0, 10, 0])):
+        found = verify_export([edit(good, **{field: value})])
+        assert rules(found) == {(1, "format")}, field
+        assert f"$.{field}" in found[0].message, found
+    missing = json.loads(good)
+    del missing["ref_seq"]
+    assert rules(verify_export([json.dumps(missing).encode()])) == {(1, "format")}
+
+
+async def busy_export(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> tuple[list[bytes], TreeHead, TreeHead]:
+    """64 entries of every kind and two signed heads, of all of them and of the first 40.
+    Seq 1-20 are direct credits; then holds posted or voided, pending credits posted, and
+    reversals of some of the first credits."""
+    async with transaction(session_factory) as s:
+        for i in range(20):
+            await credit(s, ("alice", "bob")[i % 2], 50 + i, f"d{i}", now=at(i))
+        for i in range(10):
+            user = f"user:{('alice', 'bob')[i % 2]}"
+            now = at(20 + i)
+            common = {"ledger_id": dept, "actor": "x", "now": now}
+            hold = await transfer(
+                s,
+                debit=user,
+                credit="redemption",
+                amount=5,
+                idempotency_key=f"h{i}",
+                pending=True,
+                expires_at=at(100),
+                **common,
+            )
+            if i % 2:
+                await post_pending(
+                    s, pending_seq=hold.seq, amount=4, idempotency_key=f"p{i}", **common
+                )
+            else:
+                await void_pending(s, pending_seq=hold.seq, idempotency_key=f"v{i}", **common)
+            dropoff = await transfer(
+                s,
+                debit="issuance",
+                credit=user,
+                amount=7,
+                idempotency_key=f"c{i}",
+                pending=True,
+                **common,
+            )
+            await post_pending(s, pending_seq=dropoff.seq, idempotency_key=f"cp{i}", **common)
+            if i % 3 == 0:
+                await reverse(s, seq=i + 1, idempotency_key=f"r{i}", **common)
+    async with session_factory() as s:
+        lines = [line async for line in export_lines(s, dept)]
+        head = await tree_head(s, dept, ring, now=at(40))
+        earlier = await tree_head(s, dept, ring, tree_size=40, now=at(40))
+    return lines, head, earlier
+
+
+async def test_two_processes_give_the_findings_of_one_on_tampered_exports(
+    session_factory: Factory, dept: str, ring: KeyRing, tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """The second process hashes the tree while the first replays: every finding, and so
+    the first broken entry, is the same as one process's and the in-memory verifier's, for
+    blocks shorter than a line, of a few lines, and of the default size."""
+    lines, head, earlier = await busy_export(session_factory, dept, ring)
+    n = len(lines)
+    assert n == 64 and {json.loads(x)["kind"] for x in lines} == {
+        "direct",
+        "pending",
+        "post",
+        "void",
+        "reversal",
+    }
+    key_of_10 = json.loads(lines[9])["idempotency_key"]
+
+    def at_line(i: int, *new: bytes) -> list[bytes]:
+        """The export with line i (from 1) replaced by ``new``."""
+        return [*lines[: i - 1], *new, *lines[i:]]
+
+    cases: list[tuple[str, list[bytes], TreeHead, tuple[int | None, str] | None]] = [
+        ("untouched", lines, head, None),
+        ("untouched, head of the first 40", lines, earlier, None),
+        ("an amount altered", at_line(5, edit(lines[4], amount=999)), head, (5, "balance")),
+        (
+            "two entries swapped",
+            [*lines[:5], lines[6], lines[5], *lines[7:]],
+            head,
+            (7, "sequence"),
+        ),
+        ("an entry dropped", at_line(8), head, (9, "sequence")),
+        ("a line cut short", at_line(10, lines[9][:50] + b"\n"), head, (10, "format")),
+        (
+            "a key used twice",
+            at_line(30, edit(lines[29], idempotency_key=key_of_10)),
+            head,
+            (30, "idempotency"),
+        ),
+        (
+            "a blank line, a CRLF line",
+            at_line(12, b"\n", lines[11][:-1] + b"\r\n"),
+            head,
+            (None, "root"),
+        ),
+        ("a line past the head that is no entry", [*lines, b"[]\n"], head, (n + 1, "format")),
+        ("the export cut short of the head", lines[:-5], head, (None, "tree_size")),
+    ]
+    export, head_json, keys_json = tmp_path / "e.jsonl", tmp_path / "h.json", tmp_path / "k.json"
+    keys_json.write_text(json.dumps(ring.jwks()))
+    for block_size in (64, 1000, verify.BLOCK_SIZE):
+        monkeypatch.setattr(verify, "BLOCK_SIZE", block_size)
+        for name, tampered, signed, first in cases:
+            export.write_bytes(b"".join(tampered))
+            head_json.write_text(json.dumps(signed.to_json()))
+            alone = verify_files(export, head_json, keys_json, processes=1)
+            paired = verify_files(export, head_json, keys_json, processes=2)
+            entries = sum(1 for x in tampered if x != b"\n")
+            in_memory = Verification(entries, verify_export(tampered, signed, ring))
+            assert paired == alone == in_memory, (name, block_size)
+            if first is None:
+                assert alone.findings == [], (name, alone)
+            else:
+                assert (alone.findings[0].seq, alone.findings[0].rule) == first, (name, alone)
