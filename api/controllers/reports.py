@@ -6,15 +6,22 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, QueryParameter
 from litestar.security.jwt import Token
 
 from api.auth import requires
 from api.controllers.refusals import refusals
-from api.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_bytes, xlsx_bytes
-from api.params import DB
-from catalog import departments
+from api.exports import (
+    CSV_MEDIA_TYPE,
+    XLSX_MEDIA_TYPE,
+    ReportTable,
+    csv_bytes,
+    platform_tables,
+    report_tables,
+    xlsx_bytes,
+)
+from api.params import DB, PERIOD, AskedPeriod
 from catalog.identity import Identity
 from catalog.models import Role
 from exchange import reports
@@ -29,25 +36,13 @@ FORMAT_QUERY = Annotated[
         "media type choose the format",
     ),
 ]
-CAMPAIGN_QUERY = Annotated[
-    str | None, QueryParameter(name="campaign", max_length=64, description="a campaign id")
-]
-FROM_QUERY = Annotated[
-    str | None,
-    QueryParameter(name="from", max_length=32, description="first day, YYYY-MM-DD, Asia/Shanghai"),
-]
-TO_QUERY = Annotated[
-    str | None,
-    QueryParameter(
-        name="to", max_length=32, description="last day (inclusive), YYYY-MM-DD, Asia/Shanghai"
-    ),
-]
 PERIOD_RULES = (
     "The period is `?campaign=<id>` or `?from=YYYY-MM-DD&to=YYYY-MM-DD` (Asia/Shanghai days, "
     f"inclusive, at most {reports.MAX_PERIOD_DAYS} days). Drop-off figures count drop-offs "
     "logged in the period; points issued, rejected, spent and released count when the ledger "
     "moved them; held and outstanding are balances at the end of the period. Weights are "
-    "grams, money is fen, CO2e is grams; `co2e_factors` gives every factor with its source. "
+    "grams, money is fen, CO2e is grams; `co2e_factors` gives every factor of the set "
+    "`co2e_factor_set` the report was computed with, each with its source. "
     "CSV: UTF-8 with a byte-order mark, the tables one after another (name, header, rows, blank "
     "line); text cells beginning with = + - @ (or a tab or carriage return) are prefixed with "
     "an apostrophe. XLSX: one sheet per table."
@@ -83,7 +78,8 @@ class ReportOut(msgspec.Struct):
     points: reports.PointsSummary
     orders_by_status: list[reports.StatusCount]
     products: list[reports.ProductRow]
-    co2e_factors: list[reports.Co2eFactor]
+    co2e_factor_set: str
+    co2e_factors: list[reports.Factor]
     generated_at: str
 
     @classmethod
@@ -114,7 +110,8 @@ class ReportOut(msgspec.Struct):
             points=report.points,
             orders_by_status=list(report.orders_by_status),
             products=list(report.products),
-            co2e_factors=list(reports.CO2E_FACTORS.values()),
+            co2e_factor_set=report.factor_set.id,
+            co2e_factors=list(report.factor_set.factors),
             generated_at=report.generated_at.isoformat(),
         )
 
@@ -133,9 +130,7 @@ def _format(request: Request[Identity, Token, Any], asked: Format | None) -> For
     return {"text/csv": "csv", XLSX_MEDIA_TYPE: "xlsx"}.get(best or "", "json")  # type: ignore[return-value]
 
 
-async def _export(
-    chosen: Format, tables: list[reports.ReportTable], filename: str
-) -> Response[bytes]:
+async def _export(chosen: Format, tables: list[ReportTable], filename: str) -> Response[bytes]:
     if chosen == "csv":
         body, media_type = csv_bytes(tables), CSV_MEDIA_TYPE
     else:
@@ -157,6 +152,7 @@ PLATFORM_READERS = [requires(Role.admin, Role.auditor)]
 
 class ReportController(Controller):
     tags = ["Reports"]
+    dependencies = {"period": PERIOD}
 
     @get(
         "/api/departments/{department_id:str}/report",
@@ -178,24 +174,15 @@ class ReportController(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: FromPath[str],
-        campaign: CAMPAIGN_QUERY = None,
-        date_from: FROM_QUERY = None,
-        date_to: TO_QUERY = None,
+        period: AskedPeriod,
         export_format: FORMAT_QUERY = None,
     ) -> ReportOut:
-        caller = request.user
-        if not caller.may_see_department(department_id):
-            raise NotFoundException("No such department.")
-        await departments.get_department(db, caller, department_id)
-        period = await reports.resolve_period(
-            db, department_id, campaign=campaign, date_from=date_from, date_to=date_to
-        )
-        report = await reports.department_report(db, department_id, period)
+        resolved = await period.resolve(db, department_id)
+        report = await reports.department_report(db, request.user, department_id, resolved)
         chosen = _format(request, export_format)
         if chosen != "json":
-            return await _export(  # type: ignore[return-value]
-                chosen, reports.report_tables(report), _filename(f"report-{department_id}", period)
-            )
+            filename = _filename(f"report-{department_id}", resolved)
+            return await _export(chosen, report_tables(report), filename)  # type: ignore[return-value]
         return ReportOut.of(report)
 
     @get(
@@ -219,22 +206,17 @@ class ReportController(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: CAMPAIGN_QUERY = None,
-        date_from: FROM_QUERY = None,
-        date_to: TO_QUERY = None,
+        period: AskedPeriod,
         export_format: FORMAT_QUERY = None,
         sort: Annotated[SortKey, QueryParameter(description="the column to sort by")] = "name",
         order: Annotated[Literal["asc", "desc"], QueryParameter()] = "asc",
     ) -> PlatformReportOut:
         if not request.user.is_platform:
             raise PermissionDeniedException("The platform report is for platform staff.")
-        period = await reports.resolve_period(
-            db, None, campaign=campaign, date_from=date_from, date_to=date_to
-        )
-        report = await reports.platform_report(db, period, sort=sort, descending=order == "desc")
+        resolved = await period.resolve(db, None)
+        report = await reports.platform_report(db, resolved, sort=sort, descending=order == "desc")
         chosen = _format(request, export_format)
         if chosen != "json":
-            return await _export(  # type: ignore[return-value]
-                chosen, reports.platform_tables(report), _filename("platform-report", period)
-            )
+            filename = _filename("platform-report", resolved)
+            return await _export(chosen, platform_tables(report), filename)  # type: ignore[return-value]
         return PlatformReportOut(ReportOut.of(report.totals), list(report.departments))
