@@ -262,7 +262,6 @@ def downgrade() -> None:
         "report_dropoff_days",
     ):
         op.drop_table(table)
-    with op.batch_alter_table("summaries") as batch:
-        batch.drop_column("co2e_factor_set")
-    with op.batch_alter_table("campaigns") as batch:
-        batch.drop_column("cartridges_remanufactured")
+    # Both databases drop a column in place (SQLite since 3.35), without copying the table.
+    op.get_bind().exec_driver_sql("ALTER TABLE summaries DROP COLUMN co2e_factor_set")
+    op.get_bind().exec_driver_sql("ALTER TABLE campaigns DROP COLUMN cartridges_remanufactured")
