@@ -2,12 +2,13 @@
 (UTF-8 with a BOM, formula cells neutralised) or XLSX (one sheet per table)."""
 
 import asyncio
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response, get, put
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
 from api.auth import requires
@@ -25,6 +26,7 @@ from api.params import DB, PERIOD, AskedPeriod
 from catalog.identity import Identity
 from catalog.models import Role
 from exchange import reports
+from exchange.reports import co2e
 
 Format = Literal["json", "csv", "xlsx"]
 SortKey = Literal[reports.DEPARTMENT_SORT_KEYS]  # type: ignore[valid-type]
@@ -146,6 +148,67 @@ def _filename(prefix: str, period: reports.Period) -> str:
     return f"{prefix}-{period.first_day.isoformat()}-{period.last_day.isoformat()}"
 
 
+class FactorIn(msgspec.Struct):
+    category: str
+    valid_from: date
+    basis: Literal["kg", "item"]
+    grams: Annotated[int, msgspec.Meta(ge=0, le=co2e.MAX_GRAMS)] | None = None
+    baseline: str = ""
+    applies_to: Literal["all", "remanufactured"] = "all"
+    publication: str = ""
+    version: str = ""
+    exhibit: str = ""
+    page: str = ""
+    url: str = ""
+    note_zh: str = ""
+    note_en: str = ""
+    to_confirm: bool = False
+
+
+class FactorSetIn(msgspec.Struct):
+    factors: Annotated[list[FactorIn], msgspec.Meta(max_length=100)]
+    note: Annotated[str, msgspec.Meta(max_length=300)] = ""
+
+
+class SetInfoOut(msgspec.Struct):
+    id: str
+    created_at: str
+    created_by: str
+    note: str
+
+
+class FactorSetOut(msgspec.Struct):
+    id: str
+    created_at: str
+    created_by: str
+    note: str
+    current: Annotated[bool, msgspec.Meta(description="the set new reports use")]
+    factors: list[co2e.Factor]
+    history: Annotated[list[SetInfoOut], msgspec.Meta(description="every set, newest first")]
+
+
+async def _factor_set_out(db: DB, found: co2e.FactorSet) -> FactorSetOut:
+    history = await co2e.history(db)
+    return FactorSetOut(
+        id=found.id,
+        created_at=found.created_at.isoformat(),
+        created_by=found.created_by,
+        note=found.note,
+        current=bool(history) and history[0].id == found.id,
+        factors=list(found.factors),
+        history=[SetInfoOut(h.id, h.created_at.isoformat(), h.created_by, h.note) for h in history],
+    )
+
+
+FACTOR_RULES = (
+    "A factor gives the grams of CO2e one kilogram (`basis` kg: paper) or one item (`basis` "
+    "item: the rest) of a category avoids against `baseline`, from `valid_from` on (a report "
+    "uses the factor in force on its last day); `grams` null claims nothing. `applies_to` "
+    "remanufactured counts only what campaigns marked `cartridges_remanufactured` collected. "
+    "The source is `publication`, `version`, `exhibit` (table or exhibit), `page` and `url`; "
+    "`to_confirm` marks a number not yet checked against it. Every change makes a new set; "
+    "sets are never edited, so a report or summary naming its set can always be shown again."
+)
 REPORT_READERS = [requires(Role.coordinator, Role.admin, Role.auditor)]
 PLATFORM_READERS = [requires(Role.admin, Role.auditor)]
 
@@ -220,3 +283,47 @@ class ReportController(Controller):
             filename = _filename("platform-report", resolved)
             return await _export(chosen, platform_tables(report), filename)  # type: ignore[return-value]
         return PlatformReportOut(ReportOut.of(report.totals), list(report.departments))
+
+    @get(
+        "/api/co2e-factors",
+        guards=[requires(*Role)],
+        summary="The CO2e factors reports use, with their sources, and every earlier set",
+        description=f"For everyone signed in. `?set=<id>` for an earlier set. {FACTOR_RULES}",
+        responses=refusals(_401="Not signed in", _404="No such factor set"),
+    )
+    async def co2e_factors(
+        self,
+        db: DB,
+        factor_set: Annotated[
+            str | None, QueryParameter(name="set", max_length=32, description="a factor set's id")
+        ] = None,
+    ) -> FactorSetOut:
+        return await _factor_set_out(db, await co2e.factor_set(db, factor_set))
+
+    @put(
+        "/api/co2e-factors",
+        guards=[requires(Role.admin)],
+        summary="Replace the CO2e factors: a new set, the earlier ones kept",
+        description="For platform admins. The body lists every factor of the new set. "
+        + FACTOR_RULES,
+        responses=refusals(
+            _400="The body is not JSON of this shape",
+            _401="Not signed in",
+            _403="Not a platform admin",
+            _422="A factor breaks a rule (with `field`): unknown category, basis other than the "
+            "category's unit, grams out of range, day outside 2000-2099, text too long, a URL "
+            "that is not http(s), or two factors for one category and day",
+        ),
+    )
+    async def replace_co2e_factors(
+        self, request: Request[Identity, Token, Any], db: DB, data: JSONBody[FactorSetIn]
+    ) -> FactorSetOut:
+        if not request.user.is_platform:
+            raise PermissionDeniedException("CO2e factors are set by the platform's admins.")
+        saved = await co2e.save_set(
+            db,
+            [co2e.Factor(**msgspec.structs.asdict(f)) for f in data.factors],
+            note=data.note,
+            actor_id=request.user.user_id,
+        )
+        return await _factor_set_out(db, saved)

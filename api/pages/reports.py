@@ -12,16 +12,17 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
-from litestar.response import Template
+from litestar.response import Response, Template
 from litestar.security.jwt import Token
 from markupsafe import Markup
 
 from api import charts
 from api.auth import requires
 from api.pages.employee import category_name
-from api.pages.rendering import language_of, page, translator
+from api.pages.forms import savepoint, text
+from api.pages.rendering import language_of, page, redirect, translator
 from api.pages.report_charts import report_charts
 from api.pages.templating import SHANGHAI
 from api.params import DB, PERIOD, AskedPeriod, PeriodQuery
@@ -31,7 +32,8 @@ from catalog.models import Department, Role
 from catalog.paging import MAX_LIMIT
 from exchange import campaigns, reports, summaries
 from exchange.categories import CATEGORIES, Unit
-from exchange.errors import ExchangeError, InvalidInput
+from exchange.errors import ExchangeError, InvalidInput, NotFound
+from exchange.reports import co2e
 
 Chosen = Annotated[str | None, QueryParameter(max_length=64)]
 
@@ -321,3 +323,110 @@ class ReportPages(Controller):
         if request.user.has(Role.admin) and department is None:
             return f"/admin/summary?{urlencode(choice.query)}"
         return None
+
+
+FACTOR_TEXTS = (
+    "baseline",
+    "publication",
+    "version",
+    "exhibit",
+    "page",
+    "url",
+    "note_zh",
+    "note_en",
+)
+
+
+def _factor_from_form(form: Any, n: int) -> co2e.Factor | None:
+    """Row `n` of the factor form, or None when it is empty or marked for removal."""
+    category = text(form, f"{n}-category", 32)
+    if not category or text(form, f"{n}-remove", 1):
+        return None
+    grams_text = text(form, f"{n}-grams", 12)
+    grams = int(grams_text) if grams_text.isdigit() else (None if not grams_text else -1)
+    try:
+        valid_from = date.fromisoformat(text(form, f"{n}-valid_from", 10))
+    except ValueError:
+        raise InvalidInput(f"factors[{n}].valid_from", "a day as YYYY-MM-DD") from None
+    kind = CATEGORIES.get(category)
+    return co2e.Factor(
+        category=category,
+        valid_from=valid_from,
+        basis="kg" if kind and kind.unit is Unit.gram else "item",
+        grams=grams,
+        applies_to=text(form, f"{n}-applies_to", 16) or "all",
+        to_confirm=bool(text(form, f"{n}-to_confirm", 1)),
+        **{name: text(form, f"{n}-{name}", co2e.TEXT_LIMITS[name] + 1) for name in FACTOR_TEXTS},
+    )
+
+
+class Co2eFactorPages(Controller):
+    """`/admin/co2e-factors`: the factors as a form (saving makes a new set), and the sets
+    before it with who made them and when."""
+
+    path = "/admin/co2e-factors"
+    guards = [requires(Role.admin)]
+    include_in_schema = False
+
+    async def _show(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        shown: co2e.FactorSet,
+        *,
+        rows: list[co2e.Factor] | None = None,
+        error: str | None = None,
+        saved: bool = False,
+    ) -> Template:
+        _ = translator(request).gettext
+        history = await co2e.history(db)
+        return page(
+            request,
+            "admin/co2e_factors.html",
+            status_code=422 if error else 200,
+            title=_("CO2e factors"),
+            shown=shown,
+            current=history[0].id == shown.id,
+            rows=rows if rows is not None else list(shown.factors),
+            history=history,
+            categories=[
+                (code, category_name(kind, language_of(request)))
+                for code, kind in CATEGORIES.items()
+            ],
+            error=error,
+            saved=saved,
+        )
+
+    @get("/")
+    async def factors(
+        self,
+        request: Request[Identity, Token, Any],
+        db: DB,
+        factor_set: Annotated[str | None, QueryParameter(name="set", max_length=32)] = None,
+        saved: Chosen = None,
+    ) -> Template:
+        try:
+            shown = await co2e.factor_set(db, factor_set)
+        except NotFound:
+            shown = await co2e.current_set(db)
+        return await self._show(request, db, shown, saved=bool(saved))
+
+    @post("/")
+    async def save(self, request: Request[Identity, Token, Any], db: DB) -> Response[Any]:
+        _ = translator(request).gettext
+        form = await request.form()
+        count = min(int(text(form, "rows", 3) or 0), 100)
+        try:
+            rows = [f for n in range(count) if (f := _factor_from_form(form, n)) is not None]
+            async with savepoint(db):
+                await co2e.save_set(
+                    db, rows, note=text(form, "note", 301), actor_id=request.user.user_id
+                )
+        except InvalidInput as refused:
+            current = await co2e.current_set(db)
+            message = _("Not saved: %(field)s must be %(rule)s.") % {
+                "field": refused.field,
+                "rule": refused.rule,
+            }
+            return await self._show(request, db, current, error=message)
+        return redirect(f"{self.path}?saved=1")
