@@ -102,7 +102,7 @@ def demo(host: str, port: int) -> None:
     settings = Settings()
     settings.ensure_data_dir()
     db.upgrade(settings.database_url)
-    accounts = asyncio.run(_with_sessions(settings, seed_demo))
+    accounts = asyncio.run(_with_sessions(settings, lambda f: seed_demo(f, settings)))
     click.echo(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
     for account in accounts:
         click.echo(f"  {account.username:<10} {account.roles:<24} {account.department}")
