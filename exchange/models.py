@@ -230,10 +230,11 @@ class ReportDropoffDay(SQLModel, table=True):
 
     __tablename__ = "report_dropoff_days"
 
+    # Keyed in the order reports group by (the day last), so a scan needs no sort.
     department_id: str = Field(primary_key=True, max_length=32)
-    day: date = Field(primary_key=True)
     category: str = Field(primary_key=True, max_length=32)
     campaign_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
     pending_count: int = Field(**_COUNTER)
     pending_quantity: int = Field(**_COUNTER)
     pending_points: int = Field(**_COUNTER)
@@ -251,8 +252,8 @@ class ReportStationDay(SQLModel, table=True):
     __tablename__ = "report_station_days"
 
     department_id: str = Field(primary_key=True, max_length=32)
-    day: date = Field(primary_key=True)
     station_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
     dropoffs: int = Field(**_COUNTER)
     confirmed: int = Field(**_COUNTER)
     paper_grams: int = Field(**_COUNTER)
@@ -261,13 +262,18 @@ class ReportStationDay(SQLModel, table=True):
 
 
 class ReportDay(SQLModel, table=True):
-    """A department's day: points by movement (credits posted or voided, holds posted or
-    released that day) and the orders placed that day by their status now."""
+    """A department's day: the drop-offs logged that day (confirmed quantities by unit),
+    points by movement (credits posted or voided, holds posted or released that day) and the
+    orders placed that day by their status now."""
 
     __tablename__ = "report_days"
 
     department_id: str = Field(primary_key=True, max_length=32)
     day: date = Field(primary_key=True)
+    dropoffs: int = Field(**_COUNTER)
+    dropoffs_confirmed: int = Field(**_COUNTER)
+    paper_grams: int = Field(**_COUNTER)
+    items: int = Field(**_COUNTER)
     points_issued: int = Field(**_COUNTER)
     points_rejected: int = Field(**_COUNTER)
     points_spent: int = Field(**_COUNTER)
@@ -288,8 +294,8 @@ class ReportProductDay(SQLModel, table=True):
     __tablename__ = "report_product_days"
 
     department_id: str = Field(primary_key=True, max_length=32)
-    day: date = Field(primary_key=True)
     product_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
     picked_up: int = Field(**_COUNTER)
     quantity: int = Field(**_COUNTER)
     points: int = Field(**_COUNTER)

@@ -67,7 +67,6 @@ PARTICIPANTS = rollups.PARTICIPANTS.table
 FIRST = rollups.FIRST_DROPOFFS.table
 
 CONFIRMED = DropoffStatus.confirmed.value
-WEIGHED = [code for code, kind in CATEGORIES.items() if kind.unit is Unit.gram]
 
 
 def _sum(expression: Any) -> ColumnElement[int]:
@@ -185,21 +184,23 @@ async def _dropoffs(
         figures.by_campaign[category][campaign] += quantity
 
 
-async def _dropoff_days(
+async def _day_series(
     session: AsyncSession, scope: str | None, period: Period
 ) -> dict[date, dict[str, int]]:
-    source = _period_source(session, rollups.DROPOFF_DAYS, scope, period)
-    weighed = source.c.category.in_(WEIGHED)
-    query = select(
-        source.c.day,
-        _sum(source.c.pending_count + source.c.confirmed_count + source.c.rejected_count),
-        _sum(source.c.confirmed_count),
-        _sum(case((weighed, source.c.confirmed_quantity), else_=0)),
-        _sum(case((weighed, 0), else_=source.c.confirmed_quantity)),
-    ).group_by(source.c.day)
+    """Each day: drop-offs logged (all, confirmed, their grams and items), points issued and
+    points spent."""
+    source = _period_source(session, rollups.DAYS, scope, period)
+    names = (
+        "dropoffs",
+        "dropoffs_confirmed",
+        "paper_grams",
+        "items",
+        "points_issued",
+        "points_spent",
+    )
+    query = select(source.c.day, *[_sum(source.c[n]) for n in names]).group_by(source.c.day)
     return {
-        _day(day): {"dropoffs": n, "confirmed": c, "paper_grams": g, "items": i}
-        for day, n, c, g, i in await _rows(session, query)
+        _day(day): dict(zip(names, sums, strict=True)) for day, *sums in await _rows(session, query)
     }
 
 
@@ -227,8 +228,8 @@ _DAY_COUNTERS = rollups.DAYS.counters
 
 async def _movements(
     session: AsyncSession, scope: str | None, period: Period, groups: dict[str, _Dept]
-) -> dict[date, tuple[int, int]]:
-    """Points by movement and orders by status in the period; issued and spent per day."""
+) -> None:
+    """Points by movement and orders by status in the period."""
     source = _period_source(session, rollups.DAYS, scope, period)
     dept, keys = _by_department(source, scope)
     query = select(dept, *[_sum(source.c[c]) for c in _DAY_COUNTERS]).group_by(*keys)
@@ -242,10 +243,6 @@ async def _movements(
             figures.add_order_status(
                 status, found[f"orders_{status}"], found[f"orders_{status}_points"]
             )
-    per_day = select(
-        source.c.day, _sum(source.c.points_issued), _sum(source.c.points_spent)
-    ).group_by(source.c.day)
-    return {_day(day): (issued, spent) for day, issued, spent in await _rows(session, per_day)}
 
 
 async def _balances_at_end(
@@ -413,21 +410,24 @@ async def _report(
 ) -> tuple[Report, dict[str, _Dept], set[str]]:
     groups: dict[str, _Dept] = defaultdict(_Dept)
     await _dropoffs(session, scope, period, groups)
-    logged = await _dropoff_days(session, scope, period)
-    moved = await _movements(session, scope, period, groups)
+    series = await _day_series(session, scope, period)
+    await _movements(session, scope, period, groups)
     await _balances_at_end(session, scope, period, groups)
     await _participants(session, scope, period, groups)
     first = await _first_timers(session, scope, period)
     products = await _products(session, scope, period, groups)
     remanufacturing = await co2e.remanufacturing_campaigns(session)
     total = _merge(groups)
-    quiet = {"dropoffs": 0, "confirmed": 0, "paper_grams": 0, "items": 0}
+    quiet: dict[str, int] = {}
     days = tuple(
         DayRow(
             day,
-            **logged.get(day, quiet),
-            points_issued=moved.get(day, (0, 0))[0],
-            points_spent=moved.get(day, (0, 0))[1],
+            dropoffs=series.get(day, quiet).get("dropoffs", 0),
+            confirmed=series.get(day, quiet).get("dropoffs_confirmed", 0),
+            paper_grams=series.get(day, quiet).get("paper_grams", 0),
+            items=series.get(day, quiet).get("items", 0),
+            points_issued=series.get(day, quiet).get("points_issued", 0),
+            points_spent=series.get(day, quiet).get("points_spent", 0),
             first_time=first.get(day, 0),
         )
         for day in period.days

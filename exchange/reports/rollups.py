@@ -176,7 +176,7 @@ def _counters(model: Any, *keys: str) -> dict[str, str]:
 _DAY_KEYS = ("department_id", "day")
 DROPOFF_DAYS = Rollup(
     ReportDropoffDay.__table__,
-    (*_DAY_KEYS, "category", "campaign_id"),
+    ("department_id", "category", "campaign_id", "day"),
     _counters(ReportDropoffDay, *_DAY_KEYS, "category", "campaign_id"),
     (
         Source(
@@ -194,7 +194,7 @@ DROPOFF_DAYS = Rollup(
 )
 STATION_DAYS = Rollup(
     ReportStationDay.__table__,
-    (*_DAY_KEYS, "station_id"),
+    ("department_id", "station_id", "day"),
     _counters(ReportStationDay, *_DAY_KEYS, "station_id"),
     (
         Source(
@@ -220,6 +220,18 @@ DAYS = Rollup(
     _DAY_KEYS,
     _counters(ReportDay, *_DAY_KEYS),
     (
+        # Drop-offs by the day they were logged: the day series of the reports.
+        Source(
+            "dropoffs",
+            "created_at",
+            lambda r, d: {"department_id": f"{r}.department_id", "day": _logged_day(r, d)},
+            lambda r: {
+                "dropoffs": "1",
+                "dropoffs_confirmed": _case(f"{r}.status = 'confirmed'", "1"),
+                "paper_grams": _station(r)["paper_grams"],
+                "items": _station(r)["items"],
+            },
+        ),
         # Credits posted (confirmed) or voided (rejected), on the day of the decision.
         Source(
             "dropoffs",
@@ -248,7 +260,7 @@ DAYS = Rollup(
 )
 PRODUCT_DAYS = Rollup(
     ReportProductDay.__table__,
-    (*_DAY_KEYS, "product_id"),
+    ("department_id", "product_id", "day"),
     {
         **_counters(ReportProductDay, *_DAY_KEYS, "product_id", "product_name", "product_unit"),
         # Labels, not counters: the orders' snapshots of the product, the greatest seen.

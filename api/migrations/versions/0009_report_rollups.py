@@ -164,24 +164,32 @@ def upgrade() -> None:
 
     op.create_table(
         "report_dropoff_days",
-        *_key(*DEPARTMENT_DAY, ("category", 32), ("campaign_id", 32)),
+        *_key(("department_id", 32), ("category", 32), ("campaign_id", 32), ("day", None)),
         *_counters(*STATUS_COUNTERS),
     )
     op.create_table(
         "report_station_days",
-        *_key(*DEPARTMENT_DAY, ("station_id", 32)),
+        *_key(("department_id", 32), ("station_id", 32), ("day", None)),
         *_counters("dropoffs", "confirmed", "paper_grams", "items", "points"),
     )
     op.create_table(
         "report_days",
         *_key(*DEPARTMENT_DAY),
         *_counters(
-            "points_issued", "points_rejected", "points_spent", "points_released", *ORDER_COUNTERS
+            "dropoffs",
+            "dropoffs_confirmed",
+            "paper_grams",
+            "items",
+            "points_issued",
+            "points_rejected",
+            "points_spent",
+            "points_released",
+            *ORDER_COUNTERS,
         ),
     )
     op.create_table(
         "report_product_days",
-        *_key(*DEPARTMENT_DAY, ("product_id", 32)),
+        *_key(("department_id", 32), ("product_id", 32), ("day", None)),
         *_counters("picked_up", "quantity", "points", "value_fen"),
         sa.Column("product_name", sa.String(100), nullable=False),
         sa.Column("product_unit", sa.String(50), nullable=False),
