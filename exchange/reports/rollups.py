@@ -411,6 +411,12 @@ def _repair_first_dropoff(d: Dialect, old: str = "OLD") -> list[str]:
     ]
 
 
+def _contributes(rollup: Rollup, table: str, r: str) -> str:
+    """Whether row `r` (OLD or NEW, NULL when there is none) adds anything to the rollup."""
+    whens = " OR ".join(f"({s.when(r)})" for s in rollup.sources if s.table == table)
+    return f"({r}.department_id IS NOT NULL AND ({whens}))"
+
+
 def _watched(table: str, d: Dialect) -> str:
     differs = "IS DISTINCT FROM" if d.postgresql else "IS NOT"
     return " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in WATCHED[table])
@@ -432,8 +438,18 @@ def install_statements(dialect: str) -> list[str]:
         repair = _repair_first_dropoff(d) if table == "dropoffs" else []
         function = f"report_rollup_{table}"
         if d.postgresql:
-            body = _statements(rollups, table, [("OLD", -1), ("NEW", 1)], d)
-            body += [f"IF TG_OP <> 'INSERT' THEN {'; '.join(repair)}; END IF"] if repair else []
+            # Each upsert only when the old or the new row counts in that rollup at all.
+            body = [
+                f"IF {_contributes(r, table, 'OLD')} OR {_contributes(r, table, 'NEW')} THEN "
+                f"{statement}; END IF"
+                for r in rollups
+                if (statement := trigger_statement(r, table, [("OLD", -1), ("NEW", 1)], d))
+            ]
+            if repair:
+                body.append(
+                    f"IF TG_OP <> 'INSERT' AND OLD.status = 'confirmed' THEN "
+                    f"{'; '.join(repair)}; END IF"
+                )
             statements += [
                 f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
                 "BEGIN\n  " + ";\n  ".join(body) + ";\n  RETURN NULL;\nEND\n$$",
