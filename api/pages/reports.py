@@ -133,7 +133,7 @@ def category_rows(report: reports.Report, language: str) -> list[dict[str, Any]]
                 "count": row.count,
                 "points": row.points,
                 "co2e": None if row.co2e_grams is None else reports.format_kg(row.co2e_grams),
-                "to_confirm": bool(factor and factor.to_confirm and row.co2e_grams is not None),
+                "to_confirm": bool(factor and factor.to_confirm and row.co2e_grams),
             }
         )
     return rows
