@@ -53,7 +53,6 @@ class Settings(BaseSettings):
             if item.strip():
                 ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
         return value
-
     # PostgreSQL timeouts in seconds (api/db.py Timeouts says what each bounds).
     db_connect_timeout_seconds: float = Field(default=Timeouts.connect, gt=0)
     db_command_timeout_seconds: float = Field(default=Timeouts.command, gt=0)
