@@ -143,7 +143,7 @@ def demo(host: str, port: int) -> None:
     from api.demo import DEMO_PASSWORD, seed_demo
 
     settings = prepare(Settings())
-    accounts = asyncio.run(_with_sessions(settings, seed_demo))
+    accounts = asyncio.run(_with_sessions(settings, lambda f: seed_demo(f, settings)))
     click.echo(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
     for account in accounts:
         click.echo(f"  {account.username:<10} {account.roles:<24} {account.department}")
@@ -282,6 +282,43 @@ def ledger_sweep() -> None:
     settings = Settings()
     orders, pendings = asyncio.run(_with_sessions(settings, sweep_once))
     click.echo(f"expired {orders} order(s), voided {pendings} pending transfer(s)")
+
+
+@main.group(name="reports")
+def reports_group() -> None:
+    """Report rollups: the counters reports are read from."""
+
+
+async def _on_connection(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    engine = db.create_engine(settings.database_url)
+    try:
+        async with engine.begin() as conn:
+            return await work(conn)
+    finally:
+        await engine.dispose()
+
+
+@reports_group.command("check")
+def reports_check() -> None:
+    """Recompute every rollup from the raw rows; exit 1 on any difference."""
+    from exchange.reports import rollups
+
+    differences = asyncio.run(_on_connection(Settings(), rollups.check))
+    for difference in differences:
+        click.echo(str(difference))
+    if differences:
+        click.echo(f"FAILED: {len(differences)} rollup row(s) differ from the raw rows")
+        raise SystemExit(1)
+    click.echo(f"OK: every rollup equals its recomputation ({len(rollups.ROLLUPS)} tables)")
+
+
+@reports_group.command("rebuild")
+def reports_rebuild() -> None:
+    """Fill every rollup again from the raw rows (after `check` found a difference)."""
+    from exchange.reports import rollups
+
+    asyncio.run(_on_connection(Settings(), rollups.rebuild))
+    click.echo("rebuilt every rollup from the raw rows")
 
 
 @main.command()

@@ -48,6 +48,8 @@ class NewCampaign:
     policy: str
     daily_cap_points: int
     department_id: str | None = None
+    # Its collected cartridges go to remanufacturing (CO2e factors for that then apply).
+    cartridges_remanufactured: bool = False
 
 
 def _check(new: NewCampaign) -> None:
@@ -104,6 +106,7 @@ async def create_campaign(session: AsyncSession, new: NewCampaign, actor_id: str
         policy=Policy(new.policy),
         daily_cap_points=new.daily_cap_points,
         department_id=new.department_id,
+        cartridges_remanufactured=new.cartridges_remanufactured,
         created_by=actor_id,
     )
     session.add(campaign)
@@ -120,6 +123,7 @@ class CampaignChanges:
     ends_at: datetime | None = None
     policy: str | None = None
     daily_cap_points: int | None = None
+    cartridges_remanufactured: bool | None = None
 
 
 async def update_campaign(
@@ -146,6 +150,8 @@ async def update_campaign(
     campaign.starts_at, campaign.ends_at = merged.starts_at, merged.ends_at
     campaign.policy = Policy(merged.policy)
     campaign.daily_cap_points = merged.daily_cap_points
+    if changes.cartridges_remanufactured is not None:
+        campaign.cartridges_remanufactured = changes.cartridges_remanufactured
     session.add(campaign)
     await session.flush()
     return campaign

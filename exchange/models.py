@@ -7,7 +7,7 @@ data (a campaign with no department applies to every department), and a station'
 unique platform-wide because a poster's URL names only the code.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -69,6 +69,9 @@ class Campaign(SQLModel, table=True):
     ends_at: datetime = Field(sa_type=UTCDateTime)
     policy: Policy = Field(sa_type=sa.String(16), max_length=16)
     daily_cap_points: int
+    # Its cartridges go to remanufacturing: only then do CO2e factors for remanufactured
+    # cartridges apply to what it collected (exchange/reports/co2e.py).
+    cartridges_remanufactured: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str = Field(max_length=32)
 
@@ -185,6 +188,9 @@ class Summary(SQLModel, table=True):
     period: str = Field(primary_key=True, max_length=80)  # see exchange.summaries.period_key
     text: str = Field(sa_type=sa.Text)
     pictures: str = Field(default="", max_length=400)  # space-separated picture references
+    # The CO2e factor set its figures were computed with: a later change to the factors
+    # leaves a saved summary as it was.
+    co2e_factor_set: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str = Field(max_length=32)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -209,3 +215,154 @@ class SummaryPhoto(SQLModel, table=True):
     caption: str = Field(default="", max_length=100)
     uploaded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     uploaded_by: str = Field(max_length=32)
+
+
+# --- Report rollups (migration 0009) ---------------------------------------------------------
+# Counters per department and Asia/Shanghai day, kept by database triggers on `dropoffs` and
+# `orders` in the transaction of every write; exchange/reports/rollups.py defines what each
+# row of a raw table adds to them, and renders the triggers and the check from that.
+
+_COUNTER = {"sa_type": sa.BigInteger, "default": 0}
+
+
+class ReportDropoffDay(SQLModel, table=True):
+    """Drop-offs logged on a day, by category and campaign, per status as they stand now."""
+
+    __tablename__ = "report_dropoff_days"
+
+    # Keyed in the order reports group by (the day last), so a scan needs no sort.
+    department_id: str = Field(primary_key=True, max_length=32)
+    category: str = Field(primary_key=True, max_length=32)
+    campaign_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
+    pending_count: int = Field(**_COUNTER)
+    pending_quantity: int = Field(**_COUNTER)
+    pending_points: int = Field(**_COUNTER)
+    confirmed_count: int = Field(**_COUNTER)
+    confirmed_quantity: int = Field(**_COUNTER)
+    confirmed_points: int = Field(**_COUNTER)
+    rejected_count: int = Field(**_COUNTER)
+    rejected_quantity: int = Field(**_COUNTER)
+    rejected_points: int = Field(**_COUNTER)
+
+
+class ReportStationDay(SQLModel, table=True):
+    """Drop-offs logged on a day at one collection point."""
+
+    __tablename__ = "report_station_days"
+
+    department_id: str = Field(primary_key=True, max_length=32)
+    station_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
+    dropoffs: int = Field(**_COUNTER)
+    confirmed: int = Field(**_COUNTER)
+    paper_grams: int = Field(**_COUNTER)
+    items: int = Field(**_COUNTER)
+    points: int = Field(**_COUNTER)
+
+
+class ReportDay(SQLModel, table=True):
+    """A department's day: the drop-offs logged that day (confirmed quantities by unit),
+    points by movement (credits posted or voided, holds posted or released that day) and the
+    orders placed that day by their status now."""
+
+    __tablename__ = "report_days"
+
+    department_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
+    dropoffs: int = Field(**_COUNTER)
+    dropoffs_confirmed: int = Field(**_COUNTER)
+    paper_grams: int = Field(**_COUNTER)
+    items: int = Field(**_COUNTER)
+    points_issued: int = Field(**_COUNTER)
+    points_rejected: int = Field(**_COUNTER)
+    points_spent: int = Field(**_COUNTER)
+    points_released: int = Field(**_COUNTER)
+    orders_reserved: int = Field(**_COUNTER)
+    orders_reserved_points: int = Field(**_COUNTER)
+    orders_fulfilled: int = Field(**_COUNTER)
+    orders_fulfilled_points: int = Field(**_COUNTER)
+    orders_cancelled: int = Field(**_COUNTER)
+    orders_cancelled_points: int = Field(**_COUNTER)
+    orders_expired: int = Field(**_COUNTER)
+    orders_expired_points: int = Field(**_COUNTER)
+
+
+class ReportProductDay(SQLModel, table=True):
+    """Orders of one product picked up on a day, at the values snapshotted into them."""
+
+    __tablename__ = "report_product_days"
+
+    department_id: str = Field(primary_key=True, max_length=32)
+    product_id: str = Field(primary_key=True, max_length=32)
+    day: date = Field(primary_key=True)
+    picked_up: int = Field(**_COUNTER)
+    quantity: int = Field(**_COUNTER)
+    points: int = Field(**_COUNTER)
+    value_fen: int = Field(**_COUNTER)
+    product_name: str = Field(default="", max_length=100)
+    product_unit: str = Field(default="", max_length=50)
+
+
+class ReportParticipant(SQLModel, table=True):
+    """An employee's confirmed drop-offs logged and orders placed in a day, a month or a
+    year (`span`, starting on `start_day`): who took part in a period is a count of distinct
+    employees over a few such rows, not a scan of drop-offs."""
+
+    __tablename__ = "report_participants"
+
+    department_id: str = Field(primary_key=True, max_length=32)
+    span: str = Field(primary_key=True, max_length=8)  # day, month or year
+    start_day: date = Field(primary_key=True)
+    user_id: str = Field(primary_key=True, max_length=32)
+    dropoffs: int = Field(**_COUNTER)
+    orders: int = Field(**_COUNTER)
+
+
+class ReportFirstDropoff(SQLModel, table=True):
+    """The day each employee's first confirmed drop-off ever was logged."""
+
+    __tablename__ = "report_first_dropoffs"
+    __table_args__ = (sa.Index("ix_report_first_dropoffs_day", "department_id", "first_day"),)
+
+    department_id: str = Field(primary_key=True, max_length=32)
+    user_id: str = Field(primary_key=True, max_length=32)
+    first_day: date
+
+
+# --- CO2e factors (migration 0009) -----------------------------------------------------------
+
+
+class Co2eFactorSet(SQLModel, table=True):
+    """One version of the CO2e factors: every change makes a new set; none is ever edited."""
+
+    __tablename__ = "co2e_factor_sets"
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(max_length=32)
+    note: str = Field(default="", max_length=300)
+
+
+class Co2eFactor(SQLModel, table=True):
+    """Grams CO2e avoided per kilogram or per item of a category, against a baseline, with
+    its source. `grams` None: no figure is claimed for the category (the note says why)."""
+
+    __tablename__ = "co2e_factors"
+
+    set_id: str = Field(foreign_key="co2e_factor_sets.id", primary_key=True, max_length=32)
+    category: str = Field(primary_key=True, max_length=32)
+    valid_from: date = Field(primary_key=True)
+    basis: str = Field(max_length=8)  # kg or item
+    grams: int | None = None
+    baseline: str = Field(default="", max_length=100)
+    # "remanufactured": only for drop-offs of campaigns whose cartridges are remanufactured.
+    applies_to: str = Field(default="all", max_length=16)
+    publication: str = Field(default="", max_length=300)
+    version: str = Field(default="", max_length=100)
+    exhibit: str = Field(default="", max_length=100)  # table or exhibit
+    page: str = Field(default="", max_length=50)
+    url: str = Field(default="", max_length=500)
+    note_zh: str = Field(default="", max_length=1000)
+    note_en: str = Field(default="", max_length=1000)
+    to_confirm: bool = False

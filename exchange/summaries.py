@@ -26,7 +26,7 @@ from catalog.text import unstorable_character
 from exchange.categories import CATEGORIES
 from exchange.errors import InvalidInput, NotFound, SummaryTooLong
 from exchange.models import Summary, SummaryPhoto
-from exchange.reports import CO2E_FACTORS, Period, Report, format_kg, format_rate, format_yuan
+from exchange.reports import Period, Report, format_kg, format_rate, format_yuan
 
 PLATFORM = "*"  # the scope of the platform's own summary, in place of a department id
 MAX_CHARACTERS = 2000  # the notice's limit, counted by count_characters
@@ -142,10 +142,12 @@ def _effect_text(report: Report, language: str) -> str:
     without = [c for c in collected if c.co2e_grams is None]
     sentences = []
     if with_factor:
-        # The publication only; the factor's derivation is printed under the summary.
-        sources = "; ".join(
-            sorted({CO2E_FACTORS[c.category].source.split(":")[0] for c in with_factor})
-        )
+        # The publication only; each factor's derivation is printed under the summary.
+        last_day = report.period.last_day
+        used = [report.factor_set.for_period(c.category, last_day) for c in with_factor]
+        sources = "; ".join(sorted({f.publication.split(":")[0] for f in used if f}))
+        if any(f and f.to_confirm for f in used):
+            sources += "；部分因子待核实" if zh else "; some factors still to be confirmed"
         kg = format_kg(report.co2e_grams)
         sentences.append(
             f"按排放因子估算，回收物共减少约{kg}千克二氧化碳当量排放（因子来源：{sources}）。"
@@ -240,9 +242,11 @@ async def save_summary(
     text: str,
     pictures: Sequence[str],
     actor_id: str,
+    factor_set: str,
 ) -> Summary:
     """Save the edited text and the chosen pictures. A draft may be over the limit while it
-    is being edited; only its export is refused."""
+    is being edited; only its export is refused. A summary keeps the CO2e factor set it was
+    first saved with (`factor_set`), so its figures do not change when the factors do."""
     text = text.replace("\r\n", "\n")
     if character := unstorable_character(text):
         raise InvalidInput("text", f"must not contain the character {character}")
@@ -258,6 +262,8 @@ async def save_summary(
         session.add(summary)
     summary.text = text
     summary.pictures = " ".join(pictures)
+    # The first save fixes the CO2e factors; later edits of the text keep them.
+    summary.co2e_factor_set = summary.co2e_factor_set or factor_set
     summary.updated_at = now
     summary.updated_by = actor_id
     try:

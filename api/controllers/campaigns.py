@@ -39,6 +39,9 @@ class CampaignIn(msgspec.Struct):
     policy: Literal["auto", "steward"]
     daily_cap_points: Annotated[int, msgspec.Meta(ge=1, le=campaigns.MAX_DAILY_CAP)]
     department_id: str | None = None
+    cartridges_remanufactured: Annotated[
+        bool, msgspec.Meta(description="its cartridges go to remanufacturing (CO2e factors)")
+    ] = False
 
 
 class CampaignPatch(msgspec.Struct):
@@ -47,6 +50,7 @@ class CampaignPatch(msgspec.Struct):
     ends_at: datetime | None = None
     policy: Literal["auto", "steward"] | None = None
     daily_cap_points: Annotated[int, msgspec.Meta(ge=1, le=campaigns.MAX_DAILY_CAP)] | None = None
+    cartridges_remanufactured: bool | None = None
 
 
 class RateIn(msgspec.Struct):
@@ -84,6 +88,7 @@ class CampaignOut(msgspec.Struct):
     ends_at: str
     policy: str
     daily_cap_points: int
+    cartridges_remanufactured: bool
     status: str  # upcoming, open or closed, as of the answer
 
     @classmethod
@@ -104,6 +109,7 @@ class CampaignOut(msgspec.Struct):
             ends_at=campaign.ends_at.isoformat(),
             policy=campaign.policy,
             daily_cap_points=campaign.daily_cap_points,
+            cartridges_remanufactured=campaign.cartridges_remanufactured,
             status=status,
         )
 
@@ -172,6 +178,7 @@ class CampaignController(Controller):
                 policy=data.policy,
                 daily_cap_points=data.daily_cap_points,
                 department_id=data.department_id,
+                cartridges_remanufactured=data.cartridges_remanufactured,
             ),
             request.user.user_id,
         )

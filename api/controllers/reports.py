@@ -2,22 +2,31 @@
 (UTF-8 with a BOM, formula cells neutralised) or XLSX (one sheet per table)."""
 
 import asyncio
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, get
-from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.params import FromPath, QueryParameter
+from litestar import Controller, Request, Response, get, put
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.security.jwt import Token
 
 from api.auth import requires
 from api.controllers.refusals import refusals
-from api.exports import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, csv_bytes, xlsx_bytes
-from api.params import DB
-from catalog import departments
+from api.exports import (
+    CSV_MEDIA_TYPE,
+    XLSX_MEDIA_TYPE,
+    ReportTable,
+    csv_bytes,
+    platform_tables,
+    report_tables,
+    xlsx_bytes,
+)
+from api.params import DB, PERIOD, AskedPeriod
 from catalog.identity import Identity
 from catalog.models import Role
 from exchange import reports
+from exchange.reports import co2e
 
 Format = Literal["json", "csv", "xlsx"]
 SortKey = Literal[reports.DEPARTMENT_SORT_KEYS]  # type: ignore[valid-type]
@@ -29,25 +38,13 @@ FORMAT_QUERY = Annotated[
         "media type choose the format",
     ),
 ]
-CAMPAIGN_QUERY = Annotated[
-    str | None, QueryParameter(name="campaign", max_length=64, description="a campaign id")
-]
-FROM_QUERY = Annotated[
-    str | None,
-    QueryParameter(name="from", max_length=32, description="first day, YYYY-MM-DD, Asia/Shanghai"),
-]
-TO_QUERY = Annotated[
-    str | None,
-    QueryParameter(
-        name="to", max_length=32, description="last day (inclusive), YYYY-MM-DD, Asia/Shanghai"
-    ),
-]
 PERIOD_RULES = (
     "The period is `?campaign=<id>` or `?from=YYYY-MM-DD&to=YYYY-MM-DD` (Asia/Shanghai days, "
     f"inclusive, at most {reports.MAX_PERIOD_DAYS} days). Drop-off figures count drop-offs "
     "logged in the period; points issued, rejected, spent and released count when the ledger "
     "moved them; held and outstanding are balances at the end of the period. Weights are "
-    "grams, money is fen, CO2e is grams; `co2e_factors` gives every factor with its source. "
+    "grams, money is fen, CO2e is grams; `co2e_factors` gives every factor of the set "
+    "`co2e_factor_set` the report was computed with, each with its source. "
     "CSV: UTF-8 with a byte-order mark, the tables one after another (name, header, rows, blank "
     "line); text cells beginning with = + - @ (or a tab or carriage return) are prefixed with "
     "an apostrophe. XLSX: one sheet per table."
@@ -83,7 +80,8 @@ class ReportOut(msgspec.Struct):
     points: reports.PointsSummary
     orders_by_status: list[reports.StatusCount]
     products: list[reports.ProductRow]
-    co2e_factors: list[reports.Co2eFactor]
+    co2e_factor_set: str
+    co2e_factors: list[reports.Factor]
     generated_at: str
 
     @classmethod
@@ -114,7 +112,8 @@ class ReportOut(msgspec.Struct):
             points=report.points,
             orders_by_status=list(report.orders_by_status),
             products=list(report.products),
-            co2e_factors=list(reports.CO2E_FACTORS.values()),
+            co2e_factor_set=report.factor_set.id,
+            co2e_factors=list(report.factor_set.factors),
             generated_at=report.generated_at.isoformat(),
         )
 
@@ -133,9 +132,7 @@ def _format(request: Request[Identity, Token, Any], asked: Format | None) -> For
     return {"text/csv": "csv", XLSX_MEDIA_TYPE: "xlsx"}.get(best or "", "json")  # type: ignore[return-value]
 
 
-async def _export(
-    chosen: Format, tables: list[reports.ReportTable], filename: str
-) -> Response[bytes]:
+async def _export(chosen: Format, tables: list[ReportTable], filename: str) -> Response[bytes]:
     if chosen == "csv":
         body, media_type = csv_bytes(tables), CSV_MEDIA_TYPE
     else:
@@ -151,12 +148,74 @@ def _filename(prefix: str, period: reports.Period) -> str:
     return f"{prefix}-{period.first_day.isoformat()}-{period.last_day.isoformat()}"
 
 
+class FactorIn(msgspec.Struct):
+    category: str
+    valid_from: date
+    basis: Literal["kg", "item"]
+    grams: Annotated[int, msgspec.Meta(ge=0, le=co2e.MAX_GRAMS)] | None = None
+    baseline: str = ""
+    applies_to: Literal["all", "remanufactured"] = "all"
+    publication: str = ""
+    version: str = ""
+    exhibit: str = ""
+    page: str = ""
+    url: str = ""
+    note_zh: str = ""
+    note_en: str = ""
+    to_confirm: bool = False
+
+
+class FactorSetIn(msgspec.Struct):
+    factors: Annotated[list[FactorIn], msgspec.Meta(max_length=100)]
+    note: Annotated[str, msgspec.Meta(max_length=300)] = ""
+
+
+class SetInfoOut(msgspec.Struct):
+    id: str
+    created_at: str
+    created_by: str
+    note: str
+
+
+class FactorSetOut(msgspec.Struct):
+    id: str
+    created_at: str
+    created_by: str
+    note: str
+    current: Annotated[bool, msgspec.Meta(description="the set new reports use")]
+    factors: list[co2e.Factor]
+    history: Annotated[list[SetInfoOut], msgspec.Meta(description="every set, newest first")]
+
+
+async def _factor_set_out(db: DB, found: co2e.FactorSet) -> FactorSetOut:
+    history = await co2e.history(db)
+    return FactorSetOut(
+        id=found.id,
+        created_at=found.created_at.isoformat(),
+        created_by=found.created_by,
+        note=found.note,
+        current=bool(history) and history[0].id == found.id,
+        factors=list(found.factors),
+        history=[SetInfoOut(h.id, h.created_at.isoformat(), h.created_by, h.note) for h in history],
+    )
+
+
+FACTOR_RULES = (
+    "A factor gives the grams of CO2e one kilogram (`basis` kg: paper) or one item (`basis` "
+    "item: the rest) of a category avoids against `baseline`, from `valid_from` on (a report "
+    "uses the factor in force on its last day); `grams` null claims nothing. `applies_to` "
+    "remanufactured counts only what campaigns marked `cartridges_remanufactured` collected. "
+    "The source is `publication`, `version`, `exhibit` (table or exhibit), `page` and `url`; "
+    "`to_confirm` marks a number not yet checked against it. Every change makes a new set; "
+    "sets are never edited, so a report or summary naming its set can always be shown again."
+)
 REPORT_READERS = [requires(Role.coordinator, Role.admin, Role.auditor)]
 PLATFORM_READERS = [requires(Role.admin, Role.auditor)]
 
 
 class ReportController(Controller):
     tags = ["Reports"]
+    dependencies = {"period": PERIOD}
 
     @get(
         "/api/departments/{department_id:str}/report",
@@ -178,24 +237,15 @@ class ReportController(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: FromPath[str],
-        campaign: CAMPAIGN_QUERY = None,
-        date_from: FROM_QUERY = None,
-        date_to: TO_QUERY = None,
+        period: AskedPeriod,
         export_format: FORMAT_QUERY = None,
     ) -> ReportOut:
-        caller = request.user
-        if not caller.may_see_department(department_id):
-            raise NotFoundException("No such department.")
-        await departments.get_department(db, caller, department_id)
-        period = await reports.resolve_period(
-            db, department_id, campaign=campaign, date_from=date_from, date_to=date_to
-        )
-        report = await reports.department_report(db, department_id, period)
+        resolved = await period.resolve(db, department_id)
+        report = await reports.department_report(db, request.user, department_id, resolved)
         chosen = _format(request, export_format)
         if chosen != "json":
-            return await _export(  # type: ignore[return-value]
-                chosen, reports.report_tables(report), _filename(f"report-{department_id}", period)
-            )
+            filename = _filename(f"report-{department_id}", resolved)
+            return await _export(chosen, report_tables(report), filename)  # type: ignore[return-value]
         return ReportOut.of(report)
 
     @get(
@@ -219,22 +269,61 @@ class ReportController(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: CAMPAIGN_QUERY = None,
-        date_from: FROM_QUERY = None,
-        date_to: TO_QUERY = None,
+        period: AskedPeriod,
         export_format: FORMAT_QUERY = None,
         sort: Annotated[SortKey, QueryParameter(description="the column to sort by")] = "name",
         order: Annotated[Literal["asc", "desc"], QueryParameter()] = "asc",
     ) -> PlatformReportOut:
         if not request.user.is_platform:
             raise PermissionDeniedException("The platform report is for platform staff.")
-        period = await reports.resolve_period(
-            db, None, campaign=campaign, date_from=date_from, date_to=date_to
-        )
-        report = await reports.platform_report(db, period, sort=sort, descending=order == "desc")
+        resolved = await period.resolve(db, None)
+        report = await reports.platform_report(db, resolved, sort=sort, descending=order == "desc")
         chosen = _format(request, export_format)
         if chosen != "json":
-            return await _export(  # type: ignore[return-value]
-                chosen, reports.platform_tables(report), _filename("platform-report", period)
-            )
+            filename = _filename("platform-report", resolved)
+            return await _export(chosen, platform_tables(report), filename)  # type: ignore[return-value]
         return PlatformReportOut(ReportOut.of(report.totals), list(report.departments))
+
+    @get(
+        "/api/co2e-factors",
+        guards=[requires(*Role)],
+        summary="The CO2e factors reports use, with their sources, and every earlier set",
+        description=f"For everyone signed in. `?set=<id>` for an earlier set. {FACTOR_RULES}",
+        responses=refusals(_401="Not signed in", _404="No such factor set"),
+    )
+    async def co2e_factors(
+        self,
+        db: DB,
+        factor_set: Annotated[
+            str | None, QueryParameter(name="set", max_length=32, description="a factor set's id")
+        ] = None,
+    ) -> FactorSetOut:
+        return await _factor_set_out(db, await co2e.factor_set(db, factor_set))
+
+    @put(
+        "/api/co2e-factors",
+        guards=[requires(Role.admin)],
+        summary="Replace the CO2e factors: a new set, the earlier ones kept",
+        description="For platform admins. The body lists every factor of the new set. "
+        + FACTOR_RULES,
+        responses=refusals(
+            _400="The body is not JSON of this shape",
+            _401="Not signed in",
+            _403="Not a platform admin",
+            _422="A factor breaks a rule (with `field`): unknown category, basis other than the "
+            "category's unit, grams out of range, day outside 2000-2099, text too long, a URL "
+            "that is not http(s), or two factors for one category and day",
+        ),
+    )
+    async def replace_co2e_factors(
+        self, request: Request[Identity, Token, Any], db: DB, data: JSONBody[FactorSetIn]
+    ) -> FactorSetOut:
+        if not request.user.is_platform:
+            raise PermissionDeniedException("CO2e factors are set by the platform's admins.")
+        saved = await co2e.save_set(
+            db,
+            [co2e.Factor(**msgspec.structs.asdict(f)) for f in data.factors],
+            note=data.note,
+            actor_id=request.user.user_id,
+        )
+        return await _factor_set_out(db, saved)

@@ -14,24 +14,13 @@ from litestar.security.jwt import Token
 from api.auth import requires
 from api.controllers.refusals import refusals
 from api.pages import summary_document, summary_view
-from api.params import DB
+from api.params import DB, PERIOD, AskedPeriod
 from catalog import departments, photos
 from catalog.identity import Identity
 from catalog.models import Department, Role
 from exchange import reports, summaries
 from exchange.models import SummaryPhoto
 
-DateFrom = Annotated[
-    str | None,
-    QueryParameter(name="from", max_length=10, description="first day, YYYY-MM-DD"),
-]
-DateTo = Annotated[
-    str | None,
-    QueryParameter(name="to", max_length=10, description="last day, YYYY-MM-DD"),
-]
-CampaignId = Annotated[
-    str | None, QueryParameter(max_length=64, description="a campaign's id")
-]
 Language = Annotated[
     Literal["zh", "en"] | None,
     QueryParameter(description="the draft's language; default the caller's, or zh"),
@@ -80,6 +69,13 @@ class SummaryOut(msgspec.Struct):
     photos: list[PhotoOut]
     updated_at: str | None
     updated_by: str | None
+    co2e_factor_set: Annotated[
+        str,
+        msgspec.Meta(
+            description="the CO2e factor set the figures use: the one the summary was saved "
+            "with, so a later change of factors leaves it as it was"
+        ),
+    ]
 
 
 class SummaryIn(msgspec.Struct):
@@ -105,39 +101,28 @@ PERIOD_HELP = "The period: `?campaign=<id>`, or `?from=YYYY-MM-DD&to=YYYY-MM-DD`
 
 
 async def _department_and_period(
-    request: Request[Identity, Token, Any],
-    db: DB,
-    department_id: str,
-    campaign: str | None,
-    date_from: str | None,
-    date_to: str | None,
+    request: Request[Identity, Token, Any], db: DB, department_id: str, period: AskedPeriod
 ) -> tuple[Department, reports.Period]:
     department = await departments.get_department(db, request.user, department_id)
-    period = await reports.resolve_period(
-        db, department.id, campaign=campaign, date_from=date_from, date_to=date_to
-    )
-    return department, period
+    return department, await period.resolve(db, department.id)
 
 
 class SummaryController(Controller):
     path = "/api/departments/{department_id:str}/summary"
     tags = ["Reports"]
+    dependencies = {"period": PERIOD}
 
     async def _view(
         self,
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: str,
-        campaign: str | None,
-        date_from: str | None,
-        date_to: str | None,
+        period: AskedPeriod,
         language: str | None = None,
     ) -> summary_view.SummaryView:
-        department, period = await _department_and_period(
-            request, db, department_id, campaign, date_from, date_to
-        )
+        department, resolved = await _department_and_period(request, db, department_id, period)
         language = language or (request.user.language if request.user.language == "en" else "zh")
-        return await summary_view.load(db, department, period, language)
+        return await summary_view.load(db, request.user, department, resolved, language)
 
     @get(
         "/",
@@ -164,13 +149,11 @@ class SummaryController(Controller):
         request: Request[Identity, Token, Any],
         db: DB,
         department_id: FromPath[str],
-        campaign: CampaignId = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
         language: Language = None,
         format: Format = None,
     ) -> Response[Any]:
-        view = await self._view(request, db, department_id, campaign, date_from, date_to, language)
+        view = await self._view(request, db, department_id, period, language)
         if format == "docx":
             language = language or ("en" if request.user.language == "en" else "zh")
             document = await summary_document.export(db, view, language)
@@ -196,6 +179,7 @@ class SummaryController(Controller):
             photos=[PhotoOut.of(p, department_id) for p in view.photos],
             updated_at=view.saved.updated_at.isoformat() if view.saved else None,
             updated_by=view.saved.updated_by if view.saved else None,
+            co2e_factor_set=view.report.factor_set.id,
         )
 
     @put(
@@ -216,11 +200,9 @@ class SummaryController(Controller):
         db: DB,
         department_id: FromPath[str],
         data: JSONBody[SummaryIn],
-        campaign: CampaignId = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
     ) -> SummaryOut:
-        view = await self._view(request, db, department_id, campaign, date_from, date_to)
+        view = await self._view(request, db, department_id, period)
         await summaries.save_summary(
             db,
             view.scope,
@@ -228,8 +210,9 @@ class SummaryController(Controller):
             text=data.text,
             pictures=data.pictures,
             actor_id=request.user.user_id,
+            factor_set=view.report.factor_set.id,
         )
-        view = await self._view(request, db, department_id, campaign, date_from, date_to)
+        view = await self._view(request, db, department_id, period)
         return self._out(department_id, view)
 
     @post(
@@ -254,19 +237,15 @@ class SummaryController(Controller):
         db: DB,
         department_id: FromPath[str],
         data: MultipartBody[PhotoForm],
-        campaign: CampaignId = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
     ) -> PhotoOut:
-        department, period = await _department_and_period(
-            request, db, department_id, campaign, date_from, date_to
-        )
+        department, resolved = await _department_and_period(request, db, department_id, period)
         content = await data.file.read(photos.MAX_PHOTO_BYTES + 1)
         clean = await asyncio.to_thread(summaries.clean_photo, content)
         photo = await summaries.add_photo(
             db,
             department.id,
-            summaries.period_key(period),
+            summaries.period_key(resolved),
             clean,
             data.caption,
             request.user.user_id,

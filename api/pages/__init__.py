@@ -20,7 +20,7 @@ from api.pages.employee import EmployeePages
 from api.pages.errors import exception_handlers
 from api.pages.members import MemberPages
 from api.pages.products import ProductPages
-from api.pages.reports import ReportPages
+from api.pages.reports import Co2eFactorPages, ReportPages
 from api.pages.shopping import ShoppingPages
 from api.pages.stations import StationPages
 from api.pages.summary import PlatformSummaryPages, SummaryPages
@@ -50,6 +50,7 @@ def create_pages_router(csrf: CSRFConfig) -> Router:
             AuditPages,
             DashboardPage,
             ReportPages,
+            Co2eFactorPages,
             SummaryPages,
             PlatformSummaryPages,
         ],

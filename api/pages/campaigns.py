@@ -92,6 +92,7 @@ class CampaignPages(Controller):
                 "department_id",
             )
         }
+        values["cartridges_remanufactured"] = text(form, "cartridges_remanufactured", 1)
         errors: dict[str, str] = {}
         first, last = parse_day(values["first_day"]), parse_day(values["last_day"])
         if first is None:
@@ -113,6 +114,7 @@ class CampaignPages(Controller):
                             policy=values["policy"],
                             daily_cap_points=whole_number(cap) or 0,
                             department_id=values["department_id"] or None,
+                            cartridges_remanufactured=bool(values["cartridges_remanufactured"]),
                         ),
                         request.user.user_id,
                     )

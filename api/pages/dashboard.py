@@ -34,7 +34,7 @@ class DashboardPage(Controller):
         department_id = request.user.department_id or ""
         department = await departments.get_department(db, request.user, department_id)
         now = datetime.now(SHANGHAI)
-        today = await reports.day_totals(db, department_id, now.date())
+        today = await reports.day_totals(db, request.user, department_id, now.date())
         catalog = await products.list_products(
             db, department_id, active_only=True, limit=MAX_LIMIT, after=None
         )

@@ -78,6 +78,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/admin/campaigns", _("Campaigns")),
             NavLink("/admin/report", _("Platform report")),
             NavLink("/admin/summary", _("Platform summary")),
+            NavLink("/admin/co2e-factors", _("CO2e factors")),
         ]
     return links
 

@@ -21,17 +21,14 @@ from api.pages.forms import savepoint, text
 from api.pages.products import photo_rule
 from api.pages.rendering import language_of, page, redirect, translator
 from api.pages.reports import (
-    Campaign,
     Chosen,
-    DateFrom,
-    DateTo,
     PeriodChoice,
     choose_period,
     drawn,
     factor_rows,
     this_week_days,
 )
-from api.params import DB
+from api.params import DB, PERIOD, AskedPeriod
 from catalog import departments, photos
 from catalog.identity import Identity
 from catalog.models import Department, Role, User
@@ -47,6 +44,7 @@ class SummaryPages(Controller):
     path = "/coord/summary"
     guards = [requires(Role.coordinator)]
     include_in_schema = False
+    dependencies = {"period": PERIOD}
 
     async def department(self, request: Request[Identity, Token, Any], db: DB) -> Department | None:
         return await departments.get_department(db, request.user, request.user.department_id or "")
@@ -55,16 +53,16 @@ class SummaryPages(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: str | None,
-        date_from: str | None,
-        date_to: str | None,
+        period: AskedPeriod,
     ) -> tuple[Department | None, PeriodChoice, summary_view.SummaryView | None]:
         department = await self.department(request, db)
         scope_id = department.id if department else None
-        choice = await choose_period(request, db, scope_id, campaign, date_from, date_to)
+        choice = await choose_period(request, db, scope_id, period)
         view = None
         if choice.period is not None:
-            view = await summary_view.load(db, department, choice.period, language_of(request))
+            view = await summary_view.load(
+                db, request.user, department, choice.period, language_of(request)
+            )
         return department, choice, view
 
     async def _render(
@@ -105,7 +103,8 @@ class SummaryPages(Controller):
             chosen=chosen if chosen is not None else (view.pictures if view else []),
             charts=charts,
             editor=editor,
-            factors=factor_rows(language),
+            factors=factor_rows(view.report, language) if view else [],
+            factor_set=view.report.factor_set if view else None,
             errors=errors or {},
             notice=notice,
             period_query=urlencode(choice.query),
@@ -117,12 +116,10 @@ class SummaryPages(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: Campaign = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
         saved: Chosen = None,
     ) -> Template:
-        department, choice, view = await self._state(request, db, campaign, date_from, date_to)
+        department, choice, view = await self._state(request, db, period)
         notice = translator(request).gettext("Saved.") if saved else None
         return await self._render(request, db, department, choice, view, notice=notice)
 
@@ -131,12 +128,10 @@ class SummaryPages(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: Campaign = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
     ) -> Response[Any]:
         _ = translator(request).gettext
-        department, choice, view = await self._state(request, db, campaign, date_from, date_to)
+        department, choice, view = await self._state(request, db, period)
         form = await request.form()
         typed = text(form, "text", summaries.MAX_TEXT_LENGTH + 1)
         chosen = [str(p) for p in form.getall("pictures", [])]
@@ -155,6 +150,7 @@ class SummaryPages(Controller):
                         text=typed,
                         pictures=chosen,
                         actor_id=request.user.user_id,
+                        factor_set=view.report.factor_set.id,
                     )
             except InvalidInput as refused:
                 errors[refused.field] = (
@@ -180,12 +176,10 @@ class SummaryPages(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: Campaign = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
     ) -> Response[Any]:
         _ = translator(request).gettext
-        department, choice, view = await self._state(request, db, campaign, date_from, date_to)
+        department, choice, view = await self._state(request, db, period)
         if view is None:
             return await self._render(request, db, department, choice, view)
         form = await request.form()
@@ -238,12 +232,10 @@ class SummaryPages(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: Campaign = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
     ) -> Response[Any]:
         _ = translator(request).gettext
-        department, choice, view = await self._state(request, db, campaign, date_from, date_to)
+        department, choice, view = await self._state(request, db, period)
         if view is None:
             return await self._render(request, db, department, choice, view)
         try:
@@ -268,13 +260,11 @@ class SummaryPages(Controller):
         self,
         request: Request[Identity, Token, Any],
         db: DB,
-        campaign: Campaign = None,
-        date_from: DateFrom = None,
-        date_to: DateTo = None,
+        period: AskedPeriod,
     ) -> Template:
         _ = translator(request).gettext
         language = language_of(request)
-        department, choice, view = await self._state(request, db, campaign, date_from, date_to)
+        department, choice, view = await self._state(request, db, period)
         if view is None:
             return await self._render(request, db, department, choice, view)
         if (count := view.characters) > summaries.MAX_CHARACTERS:

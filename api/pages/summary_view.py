@@ -7,6 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import charts
 from api.pages.report_charts import report_charts
+from catalog.identity import Identity
 from catalog.models import Department
 from exchange import reports, summaries
 from exchange.models import Summary
@@ -34,21 +35,27 @@ class SummaryView:
 
 async def load(
     session: AsyncSession,
+    caller: Identity,
     department: Department | None,
     period: reports.Period,
     language: str,
 ) -> SummaryView:
-    """`department` None: the platform's summary."""
-    if department is None:
-        scope, subject = summaries.PLATFORM, summaries.PLATFORM_SUBJECT[language]
-        platform = await reports.platform_report(session, period)
-        report, departments = platform.totals, platform.departments
-    else:
-        scope = department.id
-        subject = summaries.Subject(department.name, department.village_name)
-        report, departments = await reports.department_report(session, department.id, period), ()
+    """`department` None: the platform's summary. A saved summary keeps the CO2e factor set
+    it was saved with."""
+    scope = department.id if department else summaries.PLATFORM
     key = summaries.period_key(period)
     saved = await summaries.get_summary(session, scope, key)
+    factors = saved.co2e_factor_set if saved else None
+    departments: tuple[reports.DepartmentRow, ...] = ()
+    if department is None:
+        subject = summaries.PLATFORM_SUBJECT[language]
+        platform = await reports.platform_report(session, period, factor_set=factors)
+        report, departments = platform.totals, platform.departments
+    else:
+        subject = summaries.Subject(department.name, department.village_name)
+        report = await reports.department_report(
+            session, caller, department.id, period, factor_set=factors
+        )
     return SummaryView(
         scope=scope,
         key=key,

@@ -58,6 +58,12 @@ async def _identity(session: AsyncSession, user_id: str) -> Identity:
     return found
 
 
+async def auditor(session: AsyncSession) -> Identity:
+    """The platform auditor, who may read every department's report."""
+    user_id = (await session.exec(select(User.id).where(User.username == "auditor"))).one()
+    return await _identity(session, user_id)
+
+
 async def seed(
     session_factory: async_sessionmaker[AsyncSession], dept_a: str, dept_b: str
 ) -> Seeded:

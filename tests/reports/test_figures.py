@@ -21,7 +21,7 @@ from exchange.reports import (
     StatusCount,
 )
 from tests.conftest import World
-from tests.reports.seed import TEA_NAME, Seeded, seed
+from tests.reports.seed import TEA_NAME, Seeded, auditor, seed
 
 
 @pytest.fixture
@@ -34,11 +34,13 @@ def zero_day(day: int) -> DayRow:
 
 
 def categories(paper: tuple[int, int, int, int], ink: tuple[int, int, int]) -> tuple:
-    """Category rows in the fixed order; only paper has a CO2e factor (2,987 g per kg)."""
+    """Category rows in the fixed order. Of the default CO2e factors paper has 2,987 g per kg
+    and toner cartridges 2,500 g each, but only from campaigns that remanufacture them (none
+    here); the rest claim nothing."""
     return (
         CategoryRow("paper", "g", *paper),
         CategoryRow("ink_cartridge", "item", *ink, None),
-        CategoryRow("toner_cartridge", "item", 0, 0, 0, None),
+        CategoryRow("toner_cartridge", "item", 0, 0, 0, 0),
         CategoryRow("phone", "item", 0, 0, 0, None),
         CategoryRow("charger_cable", "item", 0, 0, 0, None),
         CategoryRow("keyboard_mouse", "item", 0, 0, 0, None),
@@ -53,7 +55,9 @@ async def test_a_department_report_for_three_days_has_every_figure_worked_out_by
         period = await reports.resolve_period(
             session, world.dept_a, date_from="2026-06-08", date_to="2026-06-10"
         )
-        report = await reports.department_report(session, world.dept_a, period)
+        report = await reports.department_report(
+            session, await auditor(session), world.dept_a, period
+        )
 
     assert period.days == (date(2026, 6, 8), date(2026, 6, 9), date(2026, 6, 10))
     # Logged 06-08..06-10: d2 d3 d6 confirmed, d4 rejected, d5 pending.
@@ -109,7 +113,9 @@ async def test_a_campaign_report_covers_its_whole_window(
 ) -> None:
     async with db.transaction(session_factory) as session:
         period = await reports.resolve_period(session, world.dept_a, campaign=seeded.campaign_id)
-        report = await reports.department_report(session, world.dept_a, period)
+        report = await reports.department_report(
+            session, await auditor(session), world.dept_a, period
+        )
 
     assert (period.first_day, period.last_day) == (date(2026, 6, 1), date(2026, 6, 14))
     assert period.campaign_name == "节能宣传周"
@@ -140,7 +146,9 @@ async def test_a_campaign_report_covers_its_whole_window(
     async with db.transaction(session_factory) as session:
         # The coordinator dashboard's day: d2 and d3 logged, d2 credited, o1 placed; now d5
         # waits for a steward and o4 for its pickup.
-        day = await reports.day_totals(session, world.dept_a, date(2026, 6, 8))
+        day = await reports.day_totals(
+            session, await auditor(session), world.dept_a, date(2026, 6, 8)
+        )
         # The employee's own totals, all time: d1 d2 d6 d7; o1 picked up, o4 reserved.
         emp_a = await reports.member_totals(session, world.dept_a, seeded.users["emp-a"])
     assert (day.dropoffs, day.confirmed, day.pending, day.participants) == (2, 2, 0, 2)

@@ -13,7 +13,7 @@ from exchange import reports
 from exchange.points import ISSUANCE, REDEMPTION
 from ledger.encoding import Entry
 from tests.conftest import World
-from tests.reports.seed import seed
+from tests.reports.seed import auditor, seed
 
 
 async def _entries(session: AsyncSession, department_id: str, **filters: object) -> list[Entry]:
@@ -50,7 +50,7 @@ async def test_points_issued_spent_held_and_outstanding_equal_the_ledger(
         periods = [await reports.resolve_period(session, dept, **p) for p in PERIODS]
         periods.append(await reports.resolve_period(session, dept, campaign=seeded.campaign_id))
         for period in periods:
-            report = await reports.department_report(session, dept, period)
+            report = await reports.department_report(session, await auditor(session), dept, period)
             ledger_figures = await _from_the_ledger(session, dept, period)
             assert (
                 report.points.issued,
