@@ -89,24 +89,44 @@ class MemberIn(msgspec.Struct):
     password: Annotated[str, msgspec.Meta(min_length=8, max_length=256)] | None = None
 
 
+class LockOut(msgspec.Struct):
+    """A client refused for the account after repeated wrong passwords from it."""
+
+    kind: Annotated[
+        str,
+        msgspec.Meta(
+            description="`address`, or `device`: a browser that signed in to the account before"
+        ),
+    ]
+    address: str | None
+    failures: int
+    locked_until: str
+
+
 class MemberOut(msgspec.Struct):
     id: str
     username: str
     display_name: str
     roles: list[str]
     initial_password: str | None = None
-    # Signing in is refused after repeated wrong passwords until time or …/unlock lifts it.
+    # Signing in from a client is refused after repeated wrong passwords from it, until time
+    # or …/unlock lifts it; other clients, the member's own devices above all, sign in.
     locked: bool = False
+    locks: list[LockOut] = msgspec.field(default_factory=list)
 
     @classmethod
-    def of(cls, member: members.Member, locked: bool = False) -> "MemberOut":
+    def of(cls, member: members.Member, locks: list[lockout.Lock] | None = None) -> "MemberOut":
         return cls(
             id=member.user.id,
             username=member.user.username,
             display_name=member.user.display_name,
             roles=sorted(role.value for role in member.roles),
             initial_password=member.initial_password,
-            locked=locked,
+            locked=bool(locks),
+            locks=[
+                LockOut(lock.kind, lock.address, lock.failures, lock.locked_until.isoformat())
+                for lock in locks or []
+            ],
         )
 
 
@@ -207,8 +227,8 @@ class DepartmentController(Controller):
     ) -> MemberPage:
         await departments.get_department(db, request.user, department_id)
         page = await members.list_members(db, department_id, limit=limit, after=after)
-        locked = await lockout.locked_users(db, [m.user.id for m in page.items], utcnow())
-        return MemberPage([MemberOut.of(m, m.user.id in locked) for m in page.items], page.next)
+        locks = await lockout.locks_of(db, [m.user.id for m in page.items], utcnow())
+        return MemberPage([MemberOut.of(m, locks.get(m.user.id)) for m in page.items], page.next)
 
     @post(
         "/{department_id:str}/members",

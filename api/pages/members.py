@@ -50,7 +50,7 @@ class MemberPages(Controller):
             title=translator(request).gettext("Members"),
             department=department,
             members=listing.items,
-            locked=await lockout.locked_users(db, ids, utcnow()),
+            locks=await lockout.locks_of(db, ids, utcnow()),
             next=listing.next,
             role_choices=ROLE_CHOICES,
             **context,

@@ -60,6 +60,7 @@ async def test_a_failed_sign_in_never_says_which_part_was_wrong_and_is_logged(
             "event": "login failed",
             "username": username,
             "client": "testclient",
+            "known_device": False,
             "path": "/api/auth/token",
         }
     ]
