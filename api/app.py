@@ -26,6 +26,7 @@ from api.controllers.auth import AuthController
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
 from api.controllers.dropoffs import DropoffController
+from api.controllers.jobs import JobController
 from api.controllers.ledger import LedgerController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
@@ -34,6 +35,7 @@ from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.controllers.summaries import SummaryController
+from api.jobs import job_runners
 from api.logging import RequestIdMiddleware, structlog_plugin
 from api.metrics import MetricsController
 from api.pages import create_pages_router
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             AuthController,
             DepartmentController,
+            JobController,
             OpsController,
             StationController,
             CampaignController,
@@ -113,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "identity_cache": identity_cache,
             }
         ),
-        lifespan=[lifespan, periodic_sweep],
+        lifespan=[lifespan, periodic_sweep, job_runners],
         before_send=[security_headers(settings.secure_cookies)],
         on_app_init=[auth.on_app_init],
         middleware=[

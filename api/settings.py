@@ -57,6 +57,7 @@ class Settings(BaseSettings):
             if item.strip():
                 ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
         return value
+
     # PostgreSQL timeouts in seconds (api/db.py Timeouts says what each bounds).
     db_connect_timeout_seconds: float = Field(default=Timeouts.connect, gt=0)
     db_command_timeout_seconds: float = Field(default=Timeouts.command, gt=0)
@@ -66,6 +67,14 @@ class Settings(BaseSettings):
         default=Timeouts.idle_in_transaction, gt=0
     )
     db_pool_timeout_seconds: float = Field(default=Timeouts.pool, gt=0)
+    # Background jobs (member imports): how many each process runs at once (0: it only
+    # queues them), how often it looks for jobs submitted elsewhere, how long a runner's
+    # lease on a job lasts without a heartbeat (a dead runner's job is taken over after
+    # that), and how many interrupted attempts a job gets before it fails.
+    job_runners: int = Field(default=1, ge=0, le=16)
+    job_poll_seconds: float = Field(default=2.0, gt=0)
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1)
     # How long a stopping server waits for requests in flight before cancelling them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 

@@ -10,7 +10,7 @@ import fcntl
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.app import create_app
+from api.jobs import create_runner
 from api.settings import Settings
 from catalog import identity, passwords
 from catalog.departments import NewDepartment, register_department
@@ -141,7 +142,26 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         log_format="json",
         login_attempts_per_minute=10_000,
         public_base_url="http://exchange.test",
+        # The app under test only queues background jobs; a test runs them with `run_jobs`.
+        job_runners=0,
     )
+
+
+@pytest.fixture
+def run_jobs(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> Callable[[], Awaitable[int]]:
+    """Runs every job waiting, each to its end, on the test's own event loop; answers how many
+    ran. The service's own runner (api/jobs.py), with its heartbeat and lease, does the same."""
+    runner = create_runner(settings, session_factory)
+
+    async def run() -> int:
+        ran = 0
+        while await runner.run_next():
+            ran += 1
+        return ran
+
+    return run
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import (
     NotAuthorizedException,
@@ -15,12 +15,15 @@ from litestar.params import FromPath, JSONBody, MultipartBody
 from litestar.security.jwt import Token
 
 from api.auth import optional_identity, requires
+from api.controllers.jobs import ACCEPTED_HEADERS, JobOut, accepted
+from api.jobs import wake_runners
 from api.params import DB, DEFAULT_LIMIT, After, Limit
 from api.ratelimit import application_limit, enforce
 from catalog import departments, lockout, members
 from catalog.departments import NewCoordinator, NewDepartment
 from catalog.identity import Identity
 from catalog.models import Department, DepartmentStatus, Role, utcnow
+from exchange.member_import import submit_import
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -133,11 +136,6 @@ class MemberOut(msgspec.Struct):
 class MemberPage(msgspec.Struct):
     items: list[MemberOut]
     next: str | None
-
-
-class ImportResult(msgspec.Struct):
-    imported: int
-    members: list[MemberOut]
 
 
 class ImportForm(msgspec.Struct):
@@ -256,23 +254,28 @@ class DepartmentController(Controller):
 
     @post(
         "/{department_id:str}/members/import",
-        status_code=201,
+        status_code=202,
         guards=[requires(Role.coordinator, Role.admin)],
         request_max_body_size=MAX_IMPORT_BYTES,
+        response_headers=ACCEPTED_HEADERS,
         summary="CSV of members (username, display_name[, roles][, password]); all or nothing",
         description="UTF-8 (with or without BOM) or GBK. Roles are separated by ';'. "
-        "A file with any bad row imports nothing and answers 422 with every problem by row.",
+        "A file with any bad row imports nothing and answers 422 with every problem by row. "
+        "A good file answers 202 with a job (`GET /api/jobs/{id}`) that hashes the passwords "
+        "and adds the members, every one or none; its result lists them, and its first answer "
+        "after success carries the generated passwords (`initial_passwords`).",
     )
     async def import_members(
         self,
         request: Request[Identity, Token, Any],
         department_id: FromPath[str],
         data: MultipartBody[ImportForm],
-    ) -> ImportResult:
-        imported = await members.import_members(
+    ) -> Response[JobOut]:
+        job = await submit_import(
             request.app.state.session_factory, request.user, department_id, await data.file.read()
         )
-        return ImportResult(len(imported), [MemberOut.of(m) for m in imported])
+        wake_runners(request)
+        return accepted(job)
 
     @post(
         "/{department_id:str}/members/{user_id:str}/unlock",
