@@ -68,7 +68,10 @@ async def test_a_failed_sign_in_never_says_which_part_was_wrong_and_is_logged(
 
 async def test_logout_revokes_the_token(client: AsyncTestClient[Litestar], world: World) -> None:
     headers = await login(client, "emp-a")
-    assert (await client.post("/api/auth/logout", headers=headers)).status_code == 204
+    logout = await client.post("/api/auth/logout", headers=headers)
+    assert logout.status_code == 204 and logout.content == b""
+    ended = [c for c in logout.headers.get_list("set-cookie") if c.startswith("exchange_token=")]
+    assert ended and "Max-Age=0" in ended[0]  # the page session ends too
     response = await client.get("/api/me", headers=headers)
     assert response.status_code == 401
     assert response.json()["title"] == "Not signed in"
