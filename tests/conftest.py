@@ -50,6 +50,28 @@ def _admin(statement: str) -> None:
     asyncio.run(run())
 
 
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+PRODUCTION_HASHER, PRODUCTION_DUMMY_HASH = passwords._hasher, passwords._DUMMY_HASH
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Real argon2id, with its cheapest parameters, everywhere in the run (the servers the
+    browser and fuzzing tests start in this process too): at ~0.1 s a hash by design, the
+    production cost adds up to minutes. A test of hashing itself asks for
+    `production_password_hashing`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", CHEAP_HASHER)
+        patch.setattr(passwords, "_DUMMY_HASH", CHEAP_HASHER.hash("not a real password"))
+        yield
+
+
+@pytest.fixture
+def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "_hasher", PRODUCTION_HASHER)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "exchange.db"
@@ -208,14 +230,11 @@ _PASSWORD_HASH: list[str] = []
 
 
 async def fast_hash(password: str) -> str:
-    """argon2 costs ~0.1 s a hash by design; tests reuse one real argon2id hash of PASSWORD,
-    made with the cheapest parameters so that every sign-in's verification is quick too."""
+    """Tests reuse one real argon2id hash of PASSWORD, made with the cheapest parameters."""
     if password != PASSWORD:
         return await passwords.hash_password(password)
     if not _PASSWORD_HASH:
-        _PASSWORD_HASH.append(
-            PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
-        )
+        _PASSWORD_HASH.append(CHEAP_HASHER.hash(PASSWORD))
     return _PASSWORD_HASH[0]
 
 
