@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
-from api.app import create_app
+from api.app import bind, create_app
 from api.jobs import create_runner
 from api.settings import Settings
 from catalog import identity, passwords
@@ -156,11 +156,15 @@ def pg_session_factory(pg_engine: AsyncEngine) -> async_sessionmaker[AsyncSessio
 PASSWORD = "correct-horse-9"
 
 
+JWT_SECRET = secrets.token_urlsafe(48)  # one per run, so that one app serves every test
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
+        jwt_secret=JWT_SECRET,
         log_format="json",
         login_attempts_per_minute=10_000,
         public_base_url="http://exchange.test",
@@ -186,9 +190,26 @@ def run_jobs(
     return run
 
 
+_APPS: dict[str, Litestar] = {}
+
+
+def app_for(settings: Settings) -> Litestar:
+    """The app for `settings`, bound to their database and data directory. Building a Litestar
+    app costs a third of a second of CPU and nearly every test needs one, so each test worker
+    builds one for each kind of settings and binds it to each test's own database (everything
+    a test could tell apart lives in the app's state: api/app.py `bind`)."""
+    key = settings.model_dump_json(exclude={"database_url", "data_dir"})
+    app = _APPS.get(key)
+    if app is None:
+        app = _APPS[key] = create_app(settings)
+    else:
+        bind(app.state, settings)
+    return app
+
+
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with AsyncTestClient(app=app_for(settings)) as client:
         yield client
 
 
