@@ -36,6 +36,7 @@ async def authenticate(
     policy = policy or LockoutPolicy()
     now = now or utcnow()
     limit_key = lockout.account_limit_key(username)
+    wait: int | None = None  # seconds, when the soft limit holds this attempt back
     async with session_factory() as session, session.begin():
         user = (await session.exec(select(User).where(User.username == username))).first()
         known = user is not None and client.device_of(user.id) is not None
@@ -43,8 +44,10 @@ async def authenticate(
             attempts, retry_after = await throttle.hit(
                 session, limit_key, ACCOUNT_WINDOW_SECONDS, now
             )
-    if not known and attempts > policy.account_attempts_per_minute:
-        raise SignInThrottled(retry_after)
+            if attempts > policy.account_attempts_per_minute:
+                wait = retry_after
+    if wait is not None:
+        raise SignInThrottled(wait)
     # Verified even when the account is unknown or locked, so each refusal takes as long.
     matches = await verify_password(user.password_hash if user else None, password)
     if user is None:

@@ -218,7 +218,7 @@ class RunningJob:
     async def _finish(self, session: AsyncSession, values: dict[str, Any]) -> None:
         finished = await session.exec(
             update(Job)  # type: ignore[call-overload]
-            .where(*self._held())
+            .where(*self.holding())
             .values(
                 **values,
                 input=None,
@@ -231,7 +231,8 @@ class RunningJob:
             raise LeaseLost(self.id)
         self.finished = True
 
-    def _held(self) -> tuple[Any, ...]:
+    def holding(self) -> tuple[Any, ...]:
+        """The job's row, only while this runner's lease on it holds."""
         return (
             col(Job.id) == self.id,
             col(Job.lease_owner) == self.lease_owner,
@@ -375,7 +376,7 @@ class Runner:
         async with self.session_factory() as session, session.begin():
             await session.exec(
                 update(Job)  # type: ignore[call-overload]
-                .where(*running._held())
+                .where(*running.holding())
                 .values(state=JobState.queued, lease_owner=None, lease_until=None)
             )
 
@@ -387,7 +388,7 @@ class Runner:
                 async with self.session_factory() as session, session.begin():
                     renewed = await session.exec(
                         update(Job)  # type: ignore[call-overload]
-                        .where(*running._held())
+                        .where(*running.holding())
                         .values(
                             lease_until=utcnow() + timedelta(seconds=self.settings.lease_seconds),
                             progress_done=running.done,
