@@ -197,7 +197,9 @@ def app_for(settings: Settings) -> Litestar:
     """The app for `settings`, bound to their database and data directory. Building a Litestar
     app costs a third of a second of CPU and nearly every test needs one, so each test worker
     builds one for each kind of settings and binds it to each test's own database (everything
-    a test could tell apart lives in the app's state: api/app.py `bind`)."""
+    a test could tell apart lives in the app's state: api/app.py `bind`). One client at a
+    time: a second test client in the same test runs on an event loop of its own, and needs an
+    app (and database connections) of its own."""
     key = settings.model_dump_json(exclude={"database_url", "data_dir"})
     app = _APPS.get(key)
     if app is None:
