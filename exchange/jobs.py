@@ -347,7 +347,7 @@ class Runner:
             # The process is stopping: hand the job back so that the next runner starts it
             # at once instead of waiting out the lease.
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._release(running))
+                await asyncio.shield(self._release(running, handed_back=True))
             raise
         except (JobFailed, CatalogError, ExchangeError) as error:
             log.info("job failed", job_id=running.id, error=str(error))
@@ -372,12 +372,15 @@ class Runner:
         with contextlib.suppress(LeaseLost):
             await running.fail(problem)
 
-    async def _release(self, running: RunningJob) -> None:
+    async def _release(self, running: RunningJob, handed_back: bool = False) -> None:
+        """Queues the job again; one handed back by a stopping process (a deploy, not a fault
+        of the job) gets its attempt back."""
+        given_back = {"attempts": Job.attempts - 1} if handed_back else {}
         async with self.session_factory() as session, session.begin():
             await session.exec(
                 update(Job)  # type: ignore[call-overload]
                 .where(*running.holding())
-                .values(state=JobState.queued, lease_owner=None, lease_until=None)
+                .values(state=JobState.queued, lease_owner=None, lease_until=None, **given_back)
             )
 
     async def _heartbeat(self, running: RunningJob) -> None:

@@ -123,6 +123,9 @@ async def test_a_stopping_runner_hands_its_job_back_to_the_next_one(
         await working
     answer = await job_answer(client, world, url)
     assert answer["state"] == "queued"  # at once, not after the lease
+    async with db.transaction(session_factory) as session:
+        (stored,) = (await session.exec(select(Job))).all()
+    assert stored.attempts == 0  # a stop is no fault of the job's: it may stop many times
 
     assert await run_jobs() == 1
     assert (await job_answer(client, world, url))["state"] == "succeeded"
