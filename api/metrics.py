@@ -6,10 +6,13 @@ import hmac
 import ipaddress
 from typing import Any
 
+from litestar import MediaType, Response, get
 from litestar.connection import ASGIConnection
 from litestar.exceptions import PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.plugins.prometheus import PrometheusController
+
+from api.controllers.refusals import refusals
 
 
 def networks(allow: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -41,4 +44,15 @@ async def metrics_allowed(
 
 class MetricsController(PrometheusController):
     guards = [metrics_allowed]
-    include_in_schema = False
+    tags = ["Operations"]
+
+    @get(
+        media_type=MediaType.TEXT,
+        summary="Prometheus metrics, in Prometheus' text exposition format (not JSON)",
+        description="Only for the scrapers the settings name: a request carrying "
+        "`Authorization: Bearer <EXCHANGE_METRICS_TOKEN>`, or from an address in "
+        "`EXCHANGE_METRICS_ALLOW`. With neither setting the route does not exist (404).",
+        responses=refusals(_403="Not a configured scraper"),
+    )
+    async def get(self) -> Response[str]:
+        return await PrometheusController.get.fn(self)  # type: ignore[no-any-return]

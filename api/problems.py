@@ -27,6 +27,7 @@ log = structlog.get_logger()
 # The first class in this list that an error is an instance of decides its status.
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (catalog_errors.InvalidCredentials, 401),
+    (catalog_errors.SignInThrottled, 429),
     (catalog_errors.NotFound, 404),
     (catalog_errors.DepartmentNotApproved, 403),
     (catalog_errors.Conflict, 409),
@@ -92,6 +93,7 @@ def domain_problem(error: Exception) -> ProblemDetailsException:
         title=getattr(error, "title", "Request refused"),
         detail=str(getattr(error, "detail", error)),
         extra=extra,
+        headers=getattr(error, "headers", None),  # e.g. Retry-After
     )
 
 

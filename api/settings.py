@@ -30,9 +30,13 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: str = "INFO"
     login_attempts_per_minute: int = Field(default=10, ge=1)
-    # Wrong passwords in a row before an account locks, and the first lock's length.
+    # Wrong passwords in a row from one client (a known device, or an address) before that
+    # client is locked out of the account, and the first lock's length (catalog/lockout.py).
     login_lockout_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: int = Field(default=60, ge=1)
+    # Sign-in attempts a minute on one account from clients it does not know, platform-wide;
+    # past it they wait for the next minute. The account's known devices are never held back.
+    login_account_attempts_per_minute: int = Field(default=10, ge=1)
     applications_per_hour: int = Field(default=5, ge=1)
     order_expiry_hours: int = Field(default=7 * 24, ge=1)
     sweep_interval_seconds: float = Field(default=60.0, gt=0)
@@ -66,6 +70,14 @@ class Settings(BaseSettings):
         default=Timeouts.idle_in_transaction, gt=0
     )
     db_pool_timeout_seconds: float = Field(default=Timeouts.pool, gt=0)
+    # Background jobs (member imports): how many each process runs at once (0: it only
+    # queues them), how often it looks for jobs submitted elsewhere, how long a runner's
+    # lease on a job lasts without a heartbeat (a dead runner's job is taken over after
+    # that), and how many interrupted attempts a job gets before it fails.
+    job_runners: int = Field(default=1, ge=0, le=16)
+    job_poll_seconds: float = Field(default=2.0, gt=0)
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1)
     # How long a stopping server waits for requests in flight before cancelling them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 

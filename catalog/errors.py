@@ -23,6 +23,20 @@ class InvalidCredentials(CatalogError):
         super().__init__("The username or password is not correct.")
 
 
+class SignInThrottled(CatalogError):
+    """Too many attempts on one account from clients it does not know: wait, then try again."""
+
+    title = "Too many sign-in attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many sign-in attempts for this account from unknown devices; "
+            f"try again in {retry_after} s."
+        )
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class Conflict(CatalogError):
     title = "Conflict"
 

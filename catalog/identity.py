@@ -7,15 +7,13 @@ from datetime import datetime
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog import lockout
-from catalog.errors import Conflict, InvalidCredentials, InvalidField
-from catalog.lockout import LockoutPolicy
+from catalog.errors import Conflict, InvalidField
 from catalog.models import Department, DepartmentStatus, RevokedToken, Role, User, UserRole, utcnow
-from catalog.passwords import hash_password, verify_password
+from catalog.passwords import hash_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 MIN_PASSWORD_LENGTH = 8
@@ -156,37 +154,6 @@ async def roles_of(session: AsyncSession, user_ids: list[str]) -> dict[str, froz
     for user_id, role in rows:
         found[user_id].add(Role(role))
     return {user_id: frozenset(roles) for user_id, roles in found.items()}
-
-
-async def authenticate(
-    session_factory: async_sessionmaker[AsyncSession],
-    username: str,
-    password: str,
-    policy: LockoutPolicy | None = None,
-    now: datetime | None = None,
-) -> User:
-    """The user, if the password is right and the account neither locked nor inactive.
-
-    Every refusal is the same InvalidCredentials; a wrong password counts towards the lock.
-    The password is verified between two short transactions, never inside one: on SQLite a
-    transaction holds the database's write lock, and a verification costs a quarter second.
-    """
-    policy = policy or LockoutPolicy()
-    now = now or utcnow()
-    async with session_factory() as session, session.begin():
-        user = (await session.exec(select(User).where(User.username == username))).first()
-    # Verified even when the account is unknown or locked, so each refusal takes as long.
-    matches = await verify_password(user.password_hash if user else None, password)
-    if user is None:
-        raise InvalidCredentials()
-    async with session_factory() as session, session.begin():
-        if not matches:
-            await lockout.record_failure(session, user.id, policy, now)
-        # Checked after the verification: concurrent wrong guesses may have locked it since.
-        elif not await lockout.is_locked(session, user.id, now) and user.is_active:
-            await lockout.clear(session, user.id)
-            return user
-    raise InvalidCredentials()
 
 
 async def load_identity(session: AsyncSession, user_id: str) -> Identity | None:

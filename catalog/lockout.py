@@ -1,25 +1,39 @@
-"""Per-account lockout: after repeated wrong passwords an account refuses sign-in for a while.
+"""Sign-in lockout per account *and client*, so a stranger's wrong passwords lock out only the
+stranger.
 
-Each wrong password from then on doubles the wait (back-off), up to a ceiling. A locked
-account answers exactly like a wrong password, so the lock tells an attacker nothing. It
-ends by time, at the next correct sign-in after that, or when a coordinator or admin
-unlocks it.
+The client is a device that signed in to the account successfully before (it carries a signed
+device cookie, as in OWASP's "Slow Down Online Guessing Attacks with Device Cookies"), or else
+the address the attempt comes from. Wrong passwords in a row from one client lock that client
+out of that account, each further one doubling the wait (back-off) up to a ceiling; every other
+client is unaffected, and the account's known devices most of all: an attacker on the same
+office network as its owner locks that network's address, never the owner's device.
+
+A distributed guesser, a few attempts from each of many addresses, is slowed instead by a soft
+limit per account on the attempts from clients the account does not know (`AccountLimit`): past
+it they wait for the next window (429 with Retry-After). It delays, it never locks, and the
+account's known devices are never counted or slowed.
+
+A locked client answers exactly like a wrong password, so the lock tells an attacker nothing.
+A lock ends by time, at the client's next correct sign-in after that, or when a coordinator or
+admin unlocks the account (which lifts the locks of every client).
 """
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.errors import NotFound
 from catalog.models import LoginLockout, Role, User
 
 log = structlog.get_logger()
+FORGET_AFTER = timedelta(days=1)
 
 if TYPE_CHECKING:  # catalog.identity signs in through this module
     from catalog.identity import Identity
@@ -27,9 +41,11 @@ if TYPE_CHECKING:  # catalog.identity signs in through this module
 
 @dataclass(frozen=True)
 class LockoutPolicy:
-    failures: int = 5  # wrong passwords in a row before the account locks
+    failures: int = 5  # wrong passwords in a row from one client before it is locked out
     base_seconds: int = 60  # the first lock; each further wrong password doubles it
     max_seconds: int = 3600
+    # Attempts per minute on one account from clients it does not know, over the platform.
+    account_attempts_per_minute: int = 10
 
     def lock_for(self, failures: int) -> timedelta | None:
         if failures < self.failures:
@@ -38,55 +54,118 @@ class LockoutPolicy:
         return timedelta(seconds=min(self.max_seconds, self.base_seconds * 2**doublings))
 
 
-async def is_locked(session: AsyncSession, user_id: str, now: datetime) -> bool:
-    row = await session.get(LoginLockout, user_id)
+@dataclass(frozen=True)
+class Client:
+    """Where a sign-in comes from: its address, and the devices it proved it is, by user id
+    (from a device cookie whose signature the caller checked)."""
+
+    address: str
+    devices: Mapping[str, str] = field(default_factory=dict)  # user id -> device id
+
+    def device_of(self, user_id: str) -> str | None:
+        return self.devices.get(user_id)
+
+    def key_for(self, user_id: str) -> str:
+        """Whose failures count together: the account's known device, or else the address."""
+        device = self.device_of(user_id)
+        return f"device:{device}" if device else f"address:{self.address}"
+
+
+def account_limit_key(username: str) -> str:
+    """The soft limit's counter (catalog.throttle): by the name typed, so that unknown names
+    are limited alike and the limit tells no one which accounts exist."""
+    return f"sign-in-account:{username}"
+
+
+async def is_locked(session: AsyncSession, user_id: str, client: str, now: datetime) -> bool:
+    row = await session.get(LoginLockout, (user_id, client))
     return row is not None and row.locked_until is not None and row.locked_until > now
 
 
 async def record_failure(
-    session: AsyncSession, user_id: str, policy: LockoutPolicy, now: datetime
+    session: AsyncSession, user_id: str, client: str, policy: LockoutPolicy, now: datetime
 ) -> None:
     """Counts a wrong password with one atomic upsert, so concurrent guesses all count."""
     table = LoginLockout.__table__  # type: ignore[attr-defined]
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     upsert = (
         dialect.insert(table)
-        .values(user_id=user_id, failures=1, locked_until=None, last_failure_at=now)
+        .values(user_id=user_id, client=client, failures=1, locked_until=None, last_failure_at=now)
         .on_conflict_do_update(
-            index_elements=["user_id"],
+            index_elements=["user_id", "client"],
             set_={"failures": table.c.failures + 1, "last_failure_at": now},
         )
         .returning(table.c.failures)
     )
     connection = await session.connection()
     failures = (await connection.execute(upsert)).scalar_one()
+    # Clients that stopped failing a day ago and are not locked are forgotten, so that many
+    # addresses guessing once each leave no rows behind for long.
+    await connection.execute(
+        delete(table).where(
+            table.c.user_id == user_id,
+            table.c.last_failure_at < now - FORGET_AFTER,
+            (table.c.locked_until.is_(None)) | (table.c.locked_until < now),
+        )
+    )
     lock = policy.lock_for(failures)
     if lock is not None:
         log.warning(
-            "account locked", user_id=user_id, failures=failures, seconds=int(lock.total_seconds())
+            "sign-in locked for a client",
+            user_id=user_id,
+            client=client,
+            failures=failures,
+            seconds=int(lock.total_seconds()),
         )
         await connection.execute(
-            update(table).where(table.c.user_id == user_id).values(locked_until=now + lock)
+            update(table)
+            .where(table.c.user_id == user_id, table.c.client == client)
+            .values(locked_until=now + lock)
         )
 
 
-async def clear(session: AsyncSession, user_id: str) -> None:
-    await session.exec(delete(LoginLockout).where(LoginLockout.user_id == user_id))  # type: ignore[call-overload]
+async def clear(session: AsyncSession, user_id: str, client: str | None = None) -> None:
+    """Forgets the failures of one client of the account, or of every client (None)."""
+    query = delete(LoginLockout).where(col(LoginLockout.user_id) == user_id)
+    if client is not None:
+        query = query.where(col(LoginLockout.client) == client)
+    await session.exec(query)  # type: ignore[call-overload]
 
 
-async def locked_users(session: AsyncSession, user_ids: list[str], now: datetime) -> set[str]:
-    """Which of `user_ids` are locked now."""
+@dataclass(frozen=True)
+class Lock:
+    """A client locked out of an account: an address, or one of the account's devices."""
+
+    kind: str  # "address" or "device"
+    address: str | None  # None for a device: its id is a secret of its cookie
+    failures: int
+    locked_until: datetime
+
+
+async def locks_of(
+    session: AsyncSession, user_ids: list[str], now: datetime
+) -> dict[str, list[Lock]]:
+    """The clients locked out of each of `user_ids` now (users without any are left out)."""
     rows = await session.exec(
-        select(LoginLockout.user_id).where(
-            LoginLockout.user_id.in_(user_ids),  # type: ignore[attr-defined]
-            LoginLockout.locked_until > now,  # type: ignore[operator]
+        select(LoginLockout)
+        .where(
+            col(LoginLockout.user_id).in_(user_ids),
+            col(LoginLockout.locked_until) > now,
         )
+        .order_by(col(LoginLockout.user_id), col(LoginLockout.client))
     )
-    return set(rows.all())
+    found: dict[str, list[Lock]] = {}
+    for row in rows:
+        kind, _, value = row.client.partition(":")
+        assert row.locked_until is not None
+        lock = Lock(kind, value if kind == "address" else None, row.failures, row.locked_until)
+        found.setdefault(row.user_id, []).append(lock)
+    return found
 
 
 async def unlock(session: AsyncSession, caller: "Identity", user_id: str) -> User:
-    """A coordinator unlocks members of their department; an admin unlocks anyone."""
+    """A coordinator unlocks members of their department; an admin unlocks anyone. Every
+    client's lock on the account is lifted."""
     user = await session.get(User, user_id)
     visible = user is not None and (
         caller.has(Role.admin)

@@ -1,9 +1,14 @@
-"""A department's members: listing, adding one, and all-or-nothing CSV import."""
+"""A department's members: listing, adding one, and all-or-nothing CSV import.
+
+An import is checked in the request (`check_import`), then hashed (`hash_rows`) and added
+(`insert_members`) in a background job: see exchange/member_import.py."""
 
 import asyncio
 import csv
 import io
+import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +34,7 @@ from catalog.text import unstorable_character
 REQUIRED_COLUMNS = ("username", "display_name")
 OPTIONAL_COLUMNS = ("roles", "password")
 MAX_IMPORT_ROWS = 5000
+HASH_BATCH = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -111,65 +117,93 @@ class ImportRow:
     password: str | None
 
 
-async def import_members(
+async def check_import(
     session_factory: async_sessionmaker[AsyncSession],
     caller: Identity,
     department_id: str,
     data: bytes,
-) -> list[Member]:
-    """Adds every row or none: any bad row rejects the file with a report of every problem.
-
-    Parsing and hashing (a quarter of a second a password) run off the event loop and
-    outside any transaction: on SQLite a transaction holds the database's write lock, and
-    thousands of hashes inside one would stall every other request for minutes.
-    """
+) -> list[ImportRow]:
+    """The file's rows, if every one of them can be added; otherwise ImportRejected with a
+    report of every problem by row. Quick enough for a request: parsing runs off the event
+    loop, and no password is hashed here (`hash_rows` does that, in a job)."""
     rows, problems = await asyncio.to_thread(read_rows, data)
     async with session_factory() as session, session.begin():
         await get_active_department(session, caller, department_id)
-        seen = {row.username: row.line for row in rows}
-        taken = await session.exec(select(User.username).where(col(User.username).in_(list(seen))))
-        problems += [
-            {"row": seen[username], "field": "username", "error": "already taken"}
-            for username in taken.all()
-        ]
+        problems += await _taken(session, rows)
     if problems:
         raise ImportRejected(sorted(problems, key=lambda p: (p["row"] or 0, str(p["field"]))))
+    return rows
 
-    initial = [None if row.password else generate_password() for row in rows]
-    hashes = await asyncio.gather(
-        *(
-            hash_password(row.password or generated or "")
-            for row, generated in zip(rows, initial, strict=True)
+
+async def _taken(session: AsyncSession, rows: list[ImportRow]) -> list[dict[str, object]]:
+    lines = {row.username: row.line for row in rows}
+    taken = await session.exec(select(User.username).where(col(User.username).in_(list(lines))))
+    return [
+        {"row": lines[username], "field": "username", "error": "already taken"}
+        for username in taken.all()
+    ]
+
+
+@dataclass(frozen=True)
+class HashedRow:
+    row: ImportRow
+    password_hash: str
+    generated: str | None  # the password the service made up for the row, if it did
+
+
+async def hash_rows(rows: list[ImportRow], progress: Callable[[int, int], None]) -> list[HashedRow]:
+    """Hashes each row's password (generating those not given) in small batches, reporting
+    the rows done after each. A batch is as wide as the hashing pool: a sign-in meanwhile
+    waits for one batch, not for the whole file."""
+    hashed: list[HashedRow] = []
+    for start in range(0, len(rows), HASH_BATCH):
+        batch = rows[start : start + HASH_BATCH]
+        generated = [None if row.password else generate_password() for row in batch]
+        hashes = await asyncio.gather(
+            *(
+                hash_password(row.password or made or "")
+                for row, made in zip(batch, generated, strict=True)
+            )
         )
-    )
+        hashed += map(HashedRow, batch, hashes, generated)
+        progress(len(hashed), len(rows))
+    return hashed
+
+
+async def insert_members(
+    session: AsyncSession, department_id: str, rows: list[HashedRow]
+) -> list[Member]:
+    """Adds every row in the caller's transaction, or raises ImportRejected naming the rows
+    whose usernames were taken since the file was checked."""
+    if problems := await _taken(session, [hashed.row for hashed in rows]):
+        raise ImportRejected(sorted(problems, key=lambda p: p["row"] or 0))
     users = [
         User(
-            username=row.username,
-            display_name=row.display_name,
-            password_hash=password_hash,
+            username=hashed.row.username,
+            display_name=hashed.row.display_name,
+            password_hash=hashed.password_hash,
             department_id=department_id,
         )
-        for row, password_hash in zip(rows, hashes, strict=True)
+        for hashed in rows
     ]
-    # One bulk insert: the names were checked free above, and a name taken in between by a
-    # concurrent request fails the unique index, rolling the whole file back.
-    async with session_factory() as session, session.begin():
-        session.add_all(users)
-        try:
-            await session.flush()
-        except IntegrityError:
-            raise ImportRejected(
-                [{"row": None, "field": "username", "error": "a username was taken meanwhile"}]
-            ) from None
-        session.add_all(
-            UserRole(user_id=user.id, role=role)
-            for user, row in zip(users, rows, strict=True)
-            for role in row.roles
-        )
+    # One bulk insert; a name taken by a concurrent request after the check above fails the
+    # unique index and rolls the whole file back.
+    session.add_all(users)
+    try:
         await session.flush()
+    except IntegrityError:
+        raise ImportRejected(
+            [{"row": None, "field": "username", "error": "a username was taken meanwhile"}]
+        ) from None
+    session.add_all(
+        UserRole(user_id=user.id, role=role)
+        for user, hashed in zip(users, rows, strict=True)
+        for role in hashed.row.roles
+    )
+    await session.flush()
     return [
-        Member(user, row.roles, generated)
-        for user, row, generated in zip(users, rows, initial, strict=True)
+        Member(user, hashed.row.roles, hashed.generated)
+        for user, hashed in zip(users, rows, strict=True)
     ]
 
 

@@ -109,7 +109,9 @@ class RevokedToken(SQLModel, table=True):
 
 
 class LoginLockout(SQLModel, table=True):
-    """An account's failed sign-ins in a row and until when it refuses every sign-in.
+    """Failed sign-ins in a row to one account from one client, and until when that client is
+    refused for that account. The client is a device that signed in before (its signed device
+    cookie) or else the address, so a stranger's failures lock out only the stranger.
 
     In the database, not in a process, so every worker and instance counts the same failures.
     """
@@ -117,6 +119,8 @@ class LoginLockout(SQLModel, table=True):
     __tablename__ = "login_lockouts"
 
     user_id: str = Field(foreign_key="users.id", primary_key=True, max_length=32)
+    # "device:<id>" or "address:<ip>" (catalog.lockout.Client)
+    client: str = Field(primary_key=True, max_length=80)
     failures: int = 0
     locked_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_failure_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

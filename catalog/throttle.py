@@ -7,7 +7,7 @@ serves them, never read the same count twice.
 
 from datetime import datetime
 
-from sqlalchemy import case, delete
+from sqlalchemy import case, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,3 +39,12 @@ async def hit(session: AsyncSession, key: str, seconds: int, now: datetime) -> t
     # Forget closed windows (the index on expires_at keeps this a short range scan).
     await connection.execute(delete(table).where(table.c.expires_at < epoch))
     return hits, max(1, window_start + seconds - epoch)
+
+
+async def release(session: AsyncSession, key: str) -> None:
+    """Takes back one request counted under `key` (one that turned out not to count)."""
+    table = RateLimitHit.__table__  # type: ignore[attr-defined]
+    connection = await session.connection()
+    await connection.execute(
+        update(table).where(table.c.key == key, table.c.hits > 0).values(hits=table.c.hits - 1)
+    )

@@ -366,3 +366,47 @@ class Co2eFactor(SQLModel, table=True):
     note_zh: str = Field(default="", max_length=1000)
     note_en: str = Field(default="", max_length=1000)
     to_confirm: bool = False
+
+
+class JobState(StrEnum):
+    queued = "queued"  # waiting for a runner (again, after a runner stopped or died)
+    running = "running"  # a runner holds its lease
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Job(SQLModel, table=True):
+    """Work that takes longer than a request should (a member import, later large exports):
+    stored, so it survives a restart, and run by whichever process holds its lease.
+
+    A runner claims a job by setting `lease_owner` and `lease_until` and keeps renewing the
+    lease while it works; a job whose lease ran out (its runner died) is claimed again.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index("ix_jobs_claimable", "state", "lease_until"),
+        sa.Index("ix_jobs_owner", "owner_id", "id"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    # The department the work is for; None for platform-wide work.
+    department_id: str | None = Field(default=None, foreign_key="departments.id", max_length=32)
+    owner_id: str = Field(foreign_key="users.id", max_length=32)
+    kind: str = Field(max_length=32)
+    state: JobState = Field(default=JobState.queued, sa_type=sa.String(16), max_length=16)
+    # What the job works on (e.g. the uploaded file); dropped when it finishes.
+    input: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    progress_done: int = 0
+    progress_total: int = 0  # 0: not known yet
+    result: dict[str, object] | None = Field(default=None, sa_type=sa.JSON)
+    # A problem document: title, detail and, for rejected input, `errors` naming each row.
+    error: dict[str, object] | None = Field(default=None, sa_type=sa.JSON)
+    # Encrypted secrets of the result (generated passwords): handed to the owner once.
+    secret: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -10,7 +10,7 @@ import fcntl
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
-from api.app import create_app
+from api.app import bind, create_app
+from api.jobs import create_runner
 from api.settings import Settings
 from catalog import identity, passwords
 from catalog.departments import NewDepartment, register_department
@@ -47,6 +48,28 @@ def _admin(statement: str) -> None:
             await connection.close()
 
     asyncio.run(run())
+
+
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+PRODUCTION_HASHER, PRODUCTION_DUMMY_HASH = passwords._hasher, passwords._DUMMY_HASH
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Real argon2id, with its cheapest parameters, everywhere in the run (the servers the
+    browser and fuzzing tests start in this process too): at ~0.1 s a hash by design, the
+    production cost adds up to minutes. A test of hashing itself asks for
+    `production_password_hashing`."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", CHEAP_HASHER)
+        patch.setattr(passwords, "_DUMMY_HASH", CHEAP_HASHER.hash("not a real password"))
+        yield
+
+
+@pytest.fixture
+def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "_hasher", PRODUCTION_HASHER)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
 
 
 @pytest.fixture(scope="session")
@@ -133,20 +156,62 @@ def pg_session_factory(pg_engine: AsyncEngine) -> async_sessionmaker[AsyncSessio
 PASSWORD = "correct-horse-9"
 
 
+JWT_SECRET = secrets.token_urlsafe(48)  # one per run, so that one app serves every test
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
+        jwt_secret=JWT_SECRET,
         log_format="json",
         login_attempts_per_minute=10_000,
         public_base_url="http://exchange.test",
+        # The app under test only queues background jobs; a test runs them with `run_jobs`.
+        job_runners=0,
     )
 
 
 @pytest.fixture
+def run_jobs(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> Callable[[], Awaitable[int]]:
+    """Runs every job waiting, each to its end, on the test's own event loop; answers how many
+    ran. The service's own runner (api/jobs.py), with its heartbeat and lease, does the same."""
+    runner = create_runner(settings, session_factory)
+
+    async def run() -> int:
+        ran = 0
+        while await runner.run_next():
+            ran += 1
+        return ran
+
+    return run
+
+
+_APPS: dict[str, Litestar] = {}
+
+
+def app_for(settings: Settings) -> Litestar:
+    """The app for `settings`, bound to their database and data directory. Building a Litestar
+    app costs a third of a second of CPU and nearly every test needs one, so each test worker
+    builds one for each kind of settings and binds it to each test's own database (everything
+    a test could tell apart lives in the app's state: api/app.py `bind`). One client at a
+    time: a second test client in the same test runs on an event loop of its own, and needs an
+    app (and database connections) of its own."""
+    key = settings.model_dump_json(exclude={"database_url", "data_dir"})
+    app = _APPS.get(key)
+    if app is None:
+        app = _APPS[key] = create_app(settings)
+    else:
+        bind(app.state, settings)
+    return app
+
+
+@pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=create_app(settings)) as client:
+    async with AsyncTestClient(app=app_for(settings)) as client:
         yield client
 
 
@@ -188,14 +253,11 @@ _PASSWORD_HASH: list[str] = []
 
 
 async def fast_hash(password: str) -> str:
-    """argon2 costs ~0.1 s a hash by design; tests reuse one real argon2id hash of PASSWORD,
-    made with the cheapest parameters so that every sign-in's verification is quick too."""
+    """Tests reuse one real argon2id hash of PASSWORD, made with the cheapest parameters."""
     if password != PASSWORD:
         return await passwords.hash_password(password)
     if not _PASSWORD_HASH:
-        _PASSWORD_HASH.append(
-            PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
-        )
+        _PASSWORD_HASH.append(CHEAP_HASHER.hash(PASSWORD))
     return _PASSWORD_HASH[0]
 
 

@@ -9,6 +9,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.security.jwt import Token
 
 from api.auth import requires
+from api.controllers.refusals import refusals
 from api.params import DB, After, Limit
 from catalog.identity import Identity
 from catalog.models import Role, utcnow
@@ -165,6 +166,7 @@ class CampaignController(Controller):
         "`auto` credits drop-offs at once; `steward` keeps them pending until a coordinator "
         "confirms. The daily cap counts points per employee per calendar day in Asia/Shanghai. "
         "Windows of the same scope may not overlap.",
+        responses=refusals(_404="No department with that `department_id`"),
     )
     async def create_campaign(
         self, request: Request[Identity, Token, Any], db: DB, data: JSONBody[CampaignIn]

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 import msgspec
 import structlog
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import (
     NotAuthorizedException,
@@ -15,12 +15,15 @@ from litestar.params import FromPath, JSONBody, MultipartBody
 from litestar.security.jwt import Token
 
 from api.auth import optional_identity, requires
+from api.controllers.jobs import ACCEPTED_HEADERS, JobOut, accepted
+from api.jobs import wake_runners
 from api.params import DB, DEFAULT_LIMIT, After, Limit
 from api.ratelimit import application_limit, enforce
 from catalog import departments, lockout, members
 from catalog.departments import NewCoordinator, NewDepartment
 from catalog.identity import Identity
 from catalog.models import Department, DepartmentStatus, Role, utcnow
+from exchange.member_import import submit_import
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -89,35 +92,50 @@ class MemberIn(msgspec.Struct):
     password: Annotated[str, msgspec.Meta(min_length=8, max_length=256)] | None = None
 
 
+class LockOut(msgspec.Struct):
+    """A client refused for the account after repeated wrong passwords from it."""
+
+    kind: Annotated[
+        str,
+        msgspec.Meta(
+            description="`address`, or `device`: a browser that signed in to the account before"
+        ),
+    ]
+    address: str | None
+    failures: int
+    locked_until: str
+
+
 class MemberOut(msgspec.Struct):
     id: str
     username: str
     display_name: str
     roles: list[str]
     initial_password: str | None = None
-    # Signing in is refused after repeated wrong passwords until time or …/unlock lifts it.
+    # Signing in from a client is refused after repeated wrong passwords from it, until time
+    # or …/unlock lifts it; other clients, the member's own devices above all, sign in.
     locked: bool = False
+    locks: list[LockOut] = msgspec.field(default_factory=list)
 
     @classmethod
-    def of(cls, member: members.Member, locked: bool = False) -> "MemberOut":
+    def of(cls, member: members.Member, locks: list[lockout.Lock] | None = None) -> "MemberOut":
         return cls(
             id=member.user.id,
             username=member.user.username,
             display_name=member.user.display_name,
             roles=sorted(role.value for role in member.roles),
             initial_password=member.initial_password,
-            locked=locked,
+            locked=bool(locks),
+            locks=[
+                LockOut(lock.kind, lock.address, lock.failures, lock.locked_until.isoformat())
+                for lock in locks or []
+            ],
         )
 
 
 class MemberPage(msgspec.Struct):
     items: list[MemberOut]
     next: str | None
-
-
-class ImportResult(msgspec.Struct):
-    imported: int
-    members: list[MemberOut]
 
 
 class ImportForm(msgspec.Struct):
@@ -207,8 +225,8 @@ class DepartmentController(Controller):
     ) -> MemberPage:
         await departments.get_department(db, request.user, department_id)
         page = await members.list_members(db, department_id, limit=limit, after=after)
-        locked = await lockout.locked_users(db, [m.user.id for m in page.items], utcnow())
-        return MemberPage([MemberOut.of(m, m.user.id in locked) for m in page.items], page.next)
+        locks = await lockout.locks_of(db, [m.user.id for m in page.items], utcnow())
+        return MemberPage([MemberOut.of(m, locks.get(m.user.id)) for m in page.items], page.next)
 
     @post(
         "/{department_id:str}/members",
@@ -236,23 +254,28 @@ class DepartmentController(Controller):
 
     @post(
         "/{department_id:str}/members/import",
-        status_code=201,
+        status_code=202,
         guards=[requires(Role.coordinator, Role.admin)],
         request_max_body_size=MAX_IMPORT_BYTES,
+        response_headers=ACCEPTED_HEADERS,
         summary="CSV of members (username, display_name[, roles][, password]); all or nothing",
         description="UTF-8 (with or without BOM) or GBK. Roles are separated by ';'. "
-        "A file with any bad row imports nothing and answers 422 with every problem by row.",
+        "A file with any bad row imports nothing and answers 422 with every problem by row. "
+        "A good file answers 202 with a job (`GET /api/jobs/{id}`) that hashes the passwords "
+        "and adds the members, every one or none; its result lists them, and its first answer "
+        "after success carries the generated passwords (`initial_passwords`).",
     )
     async def import_members(
         self,
         request: Request[Identity, Token, Any],
         department_id: FromPath[str],
         data: MultipartBody[ImportForm],
-    ) -> ImportResult:
-        imported = await members.import_members(
+    ) -> Response[JobOut]:
+        job = await submit_import(
             request.app.state.session_factory, request.user, department_id, await data.file.read()
         )
-        return ImportResult(len(imported), [MemberOut.of(m) for m in imported])
+        wake_runners(request)
+        return accepted(job)
 
     @post(
         "/{department_id:str}/members/{user_id:str}/unlock",

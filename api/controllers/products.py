@@ -11,6 +11,7 @@ from litestar.response import File
 from litestar.security.jwt import Token
 
 from api.auth import member_department, requires
+from api.controllers.media import ImageOperation
 from api.params import DB, After, Limit
 from catalog import departments, photos, products
 from catalog.identity import Identity
@@ -238,8 +239,8 @@ class ProductController(Controller):
 
     @get(
         "/products/{product_id:str}/photo",
-        summary="The product photo",
-        media_type="application/octet-stream",
+        summary="The product photo: PNG or JPEG",
+        operation_class=ImageOperation,
     )
     async def get_photo(
         self,

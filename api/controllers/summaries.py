@@ -12,6 +12,7 @@ from litestar.response import Response
 from litestar.security.jwt import Token
 
 from api.auth import requires
+from api.controllers.media import ImageOperation
 from api.controllers.refusals import refusals
 from api.pages import summary_document, summary_view
 from api.params import DB, PERIOD, AskedPeriod
@@ -255,8 +256,8 @@ class SummaryController(Controller):
     @get(
         "/photos/{photo_id:str}",
         guards=READERS,
-        summary="An uploaded activity photo",
-        media_type="application/octet-stream",
+        summary="An uploaded activity photo: PNG or JPEG",
+        operation_class=ImageOperation,
         responses=refusals(_404="No such photo in this department"),
     )
     async def get_photo(

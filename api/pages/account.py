@@ -1,6 +1,5 @@
 """Signing in and out, the language switch, and where each role starts."""
 
-import secrets
 from datetime import UTC
 from typing import Any
 
@@ -12,10 +11,10 @@ from litestar.security.jwt import Token
 
 from api import i18n
 from api.auth import COOKIE_NAME
-from api.controllers.auth import sign_in
+from api.controllers.auth import sign_in, start_session
 from api.pages.rendering import page, redirect, safe_next, translator
 from api.params import DB
-from catalog.errors import InvalidCredentials
+from catalog.errors import InvalidCredentials, SignInThrottled
 from catalog.identity import Identity, revoke_token
 from catalog.models import Role
 
@@ -64,45 +63,40 @@ class AccountPages(Controller):
         password = str(form.get("password", ""))
         target = str(form.get("next", ""))
         errors: dict[str, str] = {}
+        status_code, headers = 422, None
         if not username:
             errors["username"] = _("Enter your username.")
         if not password:
             errors["password"] = _("Enter your password.")
         if not errors:
             try:
-                user = await sign_in(request, username, password)
+                signed = await sign_in(request, username, password)
             except InvalidCredentials:
                 errors["_form"] = _("The username or password is not correct.")
+                status_code = 401
+            except SignInThrottled as throttled:
+                errors["_form"] = _(
+                    "Too many sign-in attempts on this account from devices it does not know. "
+                    "Try again in %(seconds)d seconds."
+                ) % {"seconds": throttled.retry_after}
+                status_code, headers = 429, throttled.headers
             else:
-                return self._signed_in(request, user.id, target)
+                # The same token and cookies as POST /api/auth/token: pages and API agree.
+                _token, cookies = start_session(request, signed)
+                log.info("login", user_id=signed.user.id, via="page")
+                response = redirect(safe_next(target, "/start"))
+                response.cookies.extend(cookies)
+                return response
         return page(
             request,
             "login.html",
-            status_code=401 if "_form" in errors else 422,
+            status_code=status_code,
+            headers=headers,
             title=_("Sign in"),
             next=safe_next(target, ""),
             values={"username": username},
             errors=errors,
         )
-
-    def _signed_in(
-        self, request: Request[Any, Any, Any], user_id: str, target: str
-    ) -> Response[Any]:
-        # The same token and cookie as POST /api/auth/token, so pages and API agree on a session.
-        auth = request.app.state.auth
-        seconds = int(auth.default_token_expiration.total_seconds())
-        encoded = auth.create_token(user_id, token_unique_jwt_id=secrets.token_hex(16))
-        log.info("login", user_id=user_id, via="page")
-        response = redirect(safe_next(target, "/start"))
-        response.set_cookie(
-            key=COOKIE_NAME,
-            value=encoded,
-            max_age=seconds,
-            httponly=True,
-            samesite=auth.samesite,
-            secure=auth.secure,
-        )
-        return response
 
     @get("/start")
     async def start(self, request: Request[Identity, Token, Any]) -> Redirect:

@@ -1,26 +1,49 @@
 """Coordinator pages: the department's members, adding one, and CSV import."""
 
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Template
 from litestar.security.jwt import Token
 
 from api.auth import requires
-from api.pages.forms import savepoint, text
-from api.pages.rendering import page, translator
+from api.jobs import sealer, wake_runners
+from api.pages.forms import is_htmx, savepoint, text
+from api.pages.rendering import page, redirect, translator
 from api.params import DB, After
 from catalog import departments, lockout, members
 from catalog.errors import CatalogError, Conflict, ImportRejected, InvalidField
 from catalog.identity import Identity
 from catalog.models import Role, utcnow
 from catalog.paging import DEFAULT_LIMIT
+from exchange import jobs
+from exchange.member_import import submit_import
+from exchange.models import Job, JobState
 
 MAX_IMPORT_BYTES = 2 * 1024 * 1024
+# What htmx swaps in while it follows an import: the progress section, and the member list
+# once the import is done.
+IMPORT_FRAGMENT = "coord/_import_progress.html"
 ROLE_CHOICES = ("employee", "coordinator", "auditor")
 log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class ImportView:
+    job: Job
+    secret: dict[str, Any]  # the generated passwords, the first time the result is shown
+    problems: list[dict[str, object]]
+
+    @property
+    def running(self) -> bool:
+        return self.job.state in (JobState.queued, JobState.running)
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        return self.secret.get("initial_passwords", {})
 
 
 class MemberPages(Controller):
@@ -35,6 +58,7 @@ class MemberPages(Controller):
         *,
         status_code: int = 200,
         after: After = None,
+        template: str = "coord/members.html",
         **context: Any,
     ) -> Template:
         department_id = request.user.department_id or ""
@@ -45,12 +69,12 @@ class MemberPages(Controller):
         context.setdefault("errors", {})
         return page(
             request,
-            "coord/members.html",
+            template,
             status_code=status_code,
             title=translator(request).gettext("Members"),
             department=department,
             members=listing.items,
-            locked=await lockout.locked_users(db, ids, utcnow()),
+            locks=await lockout.locks_of(db, ids, utcnow()),
             next=listing.next,
             role_choices=ROLE_CHOICES,
             **context,
@@ -102,7 +126,8 @@ class MemberPages(Controller):
         return await self._render(request, db, status_code=201, added=member)
 
     @post("/import", request_max_body_size=MAX_IMPORT_BYTES)
-    async def import_members(self, request: Request[Identity, Token, Any], db: DB) -> Template:
+    async def import_members(self, request: Request[Identity, Token, Any], db: DB) -> Response[Any]:
+        """Checks the file here; a good one becomes a job, followed on its own page."""
         _ = translator(request).gettext
         form = await request.form()
         upload = form.get("file")
@@ -112,7 +137,7 @@ class MemberPages(Controller):
             )
         data = await upload.read()
         try:
-            imported = await members.import_members(
+            job = await submit_import(
                 request.app.state.session_factory,
                 request.user,
                 request.user.department_id or "",
@@ -128,7 +153,25 @@ class MemberPages(Controller):
             )
         except CatalogError as error:
             return await self._render(request, db, status_code=422, import_error=str(error.detail))
-        return await self._render(request, db, status_code=201, imported=imported)
+        wake_runners(request)
+        return redirect(f"/coord/members/imports/{job.id}")
+
+    @get("/imports/{job_id:str}")
+    async def import_job(
+        self, request: Request[Identity, Token, Any], db: DB, job_id: FromPath[str]
+    ) -> Template:
+        """An import under way (a progress bar that htmx refreshes, or the whole page without
+        JavaScript) or done: the members added, with their generated passwords the first
+        time, or every problem found."""
+        job = await jobs.get_own_job(db, job_id, request.user.user_id)
+        view = ImportView(
+            job,
+            await jobs.deliver_secret(db, job, sealer(request.app.state.settings)),
+            [import_problem(request, p) for p in (job.error or {}).get("errors", [])],  # type: ignore[union-attr]
+        )
+        if is_htmx(request):
+            return await self._render(request, db, template=IMPORT_FRAGMENT, import_job=view)
+        return await self._render(request, db, import_job=view)
 
     @post("/{user_id:str}/unlock")
     async def unlock(

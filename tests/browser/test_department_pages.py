@@ -63,6 +63,7 @@ def test_coordinator_imports_members_and_sees_every_bad_row(desktop: Page) -> No
         {"name": "members.csv", "mimeType": "text/csv", "buffer": good.encode()}
     )
     desktop.get_by_role("button", name="导入", exact=True).click()
+    # A job imports it (tests/browser/test_member_import.py follows its progress bar).
     expect(desktop.get_by_role("status")).to_contain_text("已导入 2 名成员")
     expect(desktop.locator("tr", has_text="emp-b7")).to_have_count(2)  # passwords, and the list
 

@@ -1,8 +1,6 @@
 """The demo data set lets a newcomer walk the exchange at once: stations, an open campaign
 with a rate card, and a village catalog per demo department."""
 
-import pytest
-from argon2 import PasswordHasher
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -11,7 +9,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.demo import DEMO_PASSWORD, seed_demo
-from catalog import passwords
 from catalog.models import Product
 from exchange.models import Campaign, CampaignRate, Station
 from tests.conftest import login
@@ -21,10 +18,7 @@ from tests.exchange.helpers import drop, order
 async def test_the_demo_adds_stations_an_open_campaign_and_catalogs_once_and_they_work(
     client: AsyncTestClient[Litestar],
     session_factory: async_sessionmaker[AsyncSession],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Real argon2 hashes, but the cheapest parameters: fourteen demo users add up otherwise.
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(1, 8, 1))
     await seed_demo(session_factory)
     await seed_demo(session_factory)
     async with db.transaction(session_factory) as session:

@@ -2,6 +2,7 @@
 stations and products → drop-offs (auto and steward) → balance → order → QR → pickup →
 the ledger exactly as expected → the export verifies offline."""
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,19 @@ from tests.exchange.helpers import (
 )
 
 
-async def import_members(client: Client, world: World) -> dict[str, dict[str, str]]:
+async def import_members(
+    client: Client, world: World, run_jobs: Callable[[], Awaitable[int]]
+) -> dict[str, dict[str, str]]:
     csv = f"username,display_name,password\nzhang.san,张三,{PASSWORD}\nli.si,李四,{PASSWORD}\n"
     response = await client.post(
         f"/api/departments/{world.dept_a}/members/import",
         files={"file": ("members.csv", csv.encode(), "text/csv")},
         headers=world.headers["coord-a"],
     )
-    assert response.status_code == 201, response.text
-    assert response.json()["imported"] == 2
+    assert response.status_code == 202, response.text
+    assert await run_jobs() == 1
+    job = await client.get(response.headers["location"], headers=world.headers["coord-a"])
+    assert job.json()["result"]["imported"] == 2
     return {name: await login(client, name) for name in ("zhang.san", "li.si")}
 
 
@@ -43,6 +48,7 @@ async def test_the_whole_journey_from_campaign_to_pickup_leaves_an_exact_verifia
     world: World,
     session_factory: async_sessionmaker[AsyncSession],
     tmp_path: Path,
+    run_jobs: Callable[[], Awaitable[int]],
 ) -> None:
     admin, coordinator = world.headers["admin"], world.headers["coord-a"]
 
@@ -50,7 +56,7 @@ async def test_the_whole_journey_from_campaign_to_pickup_leaves_an_exact_verifia
     await open_campaign(client, admin, policy="auto", cap=1000)
 
     # The coordinator imports members, sets up collection points and the village catalog.
-    employees = await import_members(client, world)
+    employees = await import_members(client, world, run_jobs)
     zhang = employees["zhang.san"]
     hall = await add_station(client, coordinator, world.dept_a, "一楼大厅")
     await add_station(client, coordinator, world.dept_a, "三楼打印室")

@@ -13,6 +13,7 @@ from api.app import create_app
 from api.auth import COOKIE_NAME
 from api.controllers import auth as auth_controller
 from api.settings import Settings
+from catalog import passwords
 from tests.conftest import PASSWORD, World, login
 
 
@@ -60,6 +61,7 @@ async def test_a_failed_sign_in_never_says_which_part_was_wrong_and_is_logged(
             "event": "login failed",
             "username": username,
             "client": "testclient",
+            "known_device": False,
             "path": "/api/auth/token",
         }
     ]
@@ -67,7 +69,10 @@ async def test_a_failed_sign_in_never_says_which_part_was_wrong_and_is_logged(
 
 async def test_logout_revokes_the_token(client: AsyncTestClient[Litestar], world: World) -> None:
     headers = await login(client, "emp-a")
-    assert (await client.post("/api/auth/logout", headers=headers)).status_code == 204
+    logout = await client.post("/api/auth/logout", headers=headers)
+    assert logout.status_code == 204 and logout.content == b""
+    ended = [c for c in logout.headers.get_list("set-cookie") if c.startswith("exchange_token=")]
+    assert ended and "Max-Age=0" in ended[0]  # the page session ends too
     response = await client.get("/api/me", headers=headers)
     assert response.status_code == 401
     assert response.json()["title"] == "Not signed in"
@@ -142,3 +147,13 @@ async def test_no_token_means_401_problem(client: AsyncTestClient[Litestar], wor
     response = await client.get("/api/me")
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_passwords_are_hashed_with_argon2id_at_its_standard_cost(
+    production_password_hashing: None,
+) -> None:
+    hashed = await passwords.hash_password(PASSWORD)
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # RFC 9106's second choice
+    assert await passwords.verify_password(hashed, PASSWORD)
+    assert not await passwords.verify_password(hashed, "wrong-password")
+    assert not await passwords.verify_password(None, PASSWORD)  # an unknown user

@@ -42,15 +42,19 @@ def test_users_unlock_lifts_a_lockout(env: dict[str, str], database_url: str) ->
     args = ["users", "create", "root-admin", "--display-name", "Root", "--role", "admin"]
     assert CliRunner().invoke(main, [*args, "--password", "long-enough-1"], env=env).exit_code == 0
 
+    # Locked out from an address and from a device: unlocking lifts both.
+    CLIENTS = ("address:10.0.0.1", "device:0123456789abcdef")
+    now = utcnow()
+
     async def locked(lock: bool) -> bool:
         engine = db.create_engine(database_url)
         try:
             async with db.transaction(db.create_session_factory(engine)) as session:
                 found = await session.exec(select(User.id).where(User.username == "root-admin"))
                 user_id = found.one()
-                if lock:
-                    await lockout.record_failure(session, user_id, LockoutPolicy(1), utcnow())
-                return await lockout.is_locked(session, user_id, utcnow())
+                for client in CLIENTS if lock else ():
+                    await lockout.record_failure(session, user_id, client, LockoutPolicy(1), now)
+                return any([await lockout.is_locked(session, user_id, c, now) for c in CLIENTS])
         finally:
             await engine.dispose()
 
