@@ -25,6 +25,7 @@ from api.boundary import check_input
 from api.controllers.auth import AuthController
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
+from api.controllers.desk import DeskController
 from api.controllers.dropoffs import DropoffController
 from api.controllers.ledger import LedgerController
 from api.controllers.ops import OpsController
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DropoffController,
             ProductController,
             OrderController,
+            DeskController,
             LedgerController,
             ReportController,
             SummaryController,
