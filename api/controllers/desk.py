@@ -148,6 +148,7 @@ class BatchItemOut(msgspec.Struct):
     replayed: bool
     order_id: str | None
     incident_id: str | None
+    incident_kind: Literal["second_handover", "after_cancellation", "after_expiry"] | None
     # For a refused item: the problem document a request of its own would have answered.
     problem: dict[str, Any] | None
 
@@ -169,6 +170,7 @@ class BatchItemOut(msgspec.Struct):
             replayed=handover.replayed,
             order_id=handover.order.id if handover.order else None,
             incident_id=handover.incident.id if handover.incident else None,
+            incident_kind=handover.incident.kind if handover.incident else None,  # type: ignore[arg-type]
             problem=problem,
         )
 
