@@ -1,6 +1,7 @@
 """The offline pickup desk's API: the bundle a desk keeps, its queue of hand-overs applied
 exactly once, and the incidents a late hand-over becomes — on both databases."""
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from api import db
 from catalog.models import utcnow
 from exchange.models import Order
 from ledger.signing import KeyRing
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 from tests.exchange.helpers import (
     Client,
     add_product,
@@ -247,6 +248,48 @@ async def test_an_order_that_expired_before_the_queue_arrived_still_posts_if_sca
     assert late.json()["items"][0]["problem"]["title"] == "Pickup token expired"
     in_time = await send(client, world, [item(token, at=expired_at - timedelta(seconds=10))])
     assert await outcomes(in_time) == ["fulfilled"]
+    assert await entries(client, world, placed["id"]) == ["pending", "post"]
+
+
+async def page_sign_in(client: Client, username: str) -> str:
+    """Signs in through the sign-in page, as the desk's browser does; answers the form token."""
+    page = await client.get("/login")
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert found is not None
+    form = {"username": username, "password": PASSWORD, "_csrf_token": found.group(1)}
+    answer = await client.post("/login", data=form, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return found.group(1)
+
+
+async def test_an_online_scan_whose_answer_was_lost_is_answered_again_from_the_queue(
+    client: Client, world: World, shop: dict
+) -> None:
+    placed = await place(client, world, shop)
+    csrf = await page_sign_in(client, "coord-a")
+    key = str(uuid.uuid4())
+    scan = {"token": placed["pickup_url"], "desk_id": "d-hall", "desk_name": "大厅"}
+    asked = await client.post(
+        "/coord/pickup", data={**scan, "idempotency_key": key, "_csrf_token": csrf}
+    )
+    assert asked.status_code == 200 and "请交付" in asked.text
+    # The desk never got that answer: it judged the code itself, handed the order over and
+    # queued it under the same key. The queue gets the server's first answer back.
+    queued = await send(client, world, [item(placed["pickup_token"], key=key)], desk="d-hall")
+    assert await outcomes(queued) == ["fulfilled"] and queued.json()["items"][0]["replayed"]
+    assert await entries(client, world, placed["id"]) == ["pending", "post"]
+    # Another desk asking online is refused, and nothing is kept of that refusal: had that
+    # desk not heard it and handed over anyway, its queue makes the hand-over an incident.
+    other = str(uuid.uuid4())
+    refused = await client.post(
+        "/coord/pickup",
+        data={**scan, "desk_id": "d-canteen", "idempotency_key": other, "_csrf_token": csrf},
+    )
+    assert refused.status_code == 409 and "已于" in refused.text
+    late = await send(client, world, [item(placed["pickup_token"], key=other)], desk="d-canteen")
+    assert await outcomes(late) == ["incident"]
+    incident = late.json()["items"][0]
+    assert incident["incident_kind"] == "second_handover"
     assert await entries(client, world, placed["id"]) == ["pending", "post"]
 
 
