@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from playwright.sync_api import APIRequestContext, Page, Playwright, expect
@@ -255,6 +256,43 @@ def test_an_order_cancelled_while_the_desk_is_offline_becomes_an_incident(
     desk.context.set_offline(True)
     hand_over_typed(desk, placed["pickup_token"])
     expect(desk.locator(".scan-result")).to_have_attribute("data-result", "refused")
+
+
+def test_a_desk_whose_sign_in_ran_out_keeps_handing_over_and_sends_once_signed_in(
+    new_desktop: Callable[[], Page], api: Api
+) -> None:
+    first, second = api.new_order(), api.new_order()
+    desk = new_desktop()
+    open_desk(desk, "大厅")
+    result = desk.locator(".scan-result")
+    status = desk.locator("#desk-status")
+    # Online, the desk asks the server, with the key it would queue the scan under.
+    with desk.expect_request(
+        lambda r: r.method == "POST" and r.url.endswith("/coord/pickup")
+    ) as ask:
+        hand_over_typed(desk, first["pickup_token"])
+    form = parse_qs(ask.value.post_data or "")
+    assert form["desk_name"] == ["大厅"] and len(form["idempotency_key"][0]) == 32
+    expect(result).to_have_attribute("data-result", "ok")
+    expect(result).not_to_have_attribute("data-offline", "yes")
+    assert api.entries(first["id"]) == ["pending", "post"]
+
+    # The sign-in runs out mid-day: the desk cannot ask, so it judges by itself and waits.
+    desk.context.clear_cookies(name="exchange_token")
+    hand_over_typed(desk, second["pickup_token"])
+    expect(result).to_have_attribute("data-offline", "yes")
+    expect(result).to_have_attribute("data-result", "ok")
+    expect(desk.locator("#desk-sign-in")).to_be_visible()
+    expect(status).to_have_attribute("data-queued", "1")
+    # The code it handed over online is refused from its own record.
+    hand_over_typed(desk, first["pickup_token"])
+    expect(result).to_have_attribute("data-result", "refused")
+    expect(result).to_contain_text("本核销台已于")
+    assert api.entries(second["id"]) == ["pending"]
+
+    sign_in(desk, "coord-a", next="/coord/pickup")
+    expect(status).to_have_attribute("data-queued", "0")
+    assert api.entries(second["id"]) == ["pending", "post"]
 
 
 def test_the_desk_can_be_installed_as_an_app(

@@ -322,7 +322,7 @@ form.addEventListener("htmx:configRequest", (event) => {
   const scanned = input.value.trim();
   if (!scanned || !desk) return; // the server answers an empty box; without storage, online only
   const attempt = newAttempt(scanned);
-  if (!online()) {
+  if (!online() || signedOut) {
     event.preventDefault();
     handOverOffline(attempt);
     return;
@@ -338,19 +338,21 @@ document.body.addEventListener("htmx:afterRequest", (event) => {
   if (event.detail.elt !== form) return;
   const attempt = pending;
   pending = null;
-  const status = event.detail.xhr.status;
-  if (attempt && (status === 0 || status >= 500)) {
-    // No answer (the network dropped, or it timed out) or no database: judge it here, and
-    // queue it with the same key, so that if the question did reach the server the queue
-    // gets the server's answer back instead of a second redemption.
-    reachable = false;
+  const xhr = event.detail.xhr;
+  if (xhr.responseURL) signedOut = new URL(xhr.responseURL).pathname === "/login";
+  const answered = !signedOut && (xhr.status === 200 || xhr.status === 409); // green or red
+  if (attempt && !answered) {
+    // No answer: the network dropped or it timed out, no database, signed out, or a stale
+    // form token. Judge it here and queue it with the same key, so that if the question did
+    // reach the server the queue gets the server's answer back, not a second redemption.
+    reachable = xhr.status !== 0 && xhr.status < 500;
     render();
     handOverOffline(attempt);
     return;
   }
   reachable = true;
   const claims = attempt && claimsOf(attempt.token);
-  if (status === 200 && claims) store.put("handed", handedRecord(attempt, claims));
+  if (xhr.status === 200 && claims) store.put("handed", handedRecord(attempt, claims));
   render();
   ready();
 });
