@@ -5,7 +5,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Playwright, expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
+from tests.browser.conftest import DESKTOP, PHONE, launch_with_camera
 from tests.browser.support import camera_feed, csp_violations, sign_in
 
 
@@ -31,15 +31,7 @@ def test_the_camera_reads_the_pickup_qr_and_the_desk_hands_over(
 
     feed = tmp_path / "qr.y4m"
     camera_feed(feed, [f"{server}/p/{token}"])
-    with_camera = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={feed}",
-        ],
-    )
+    with_camera = launch_with_camera(playwright, feed)
     try:
         context = with_camera.new_context(
             base_url=server, viewport=DESKTOP, locale="zh-CN", permissions=["camera"]

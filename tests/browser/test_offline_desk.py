@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 from playwright.sync_api import APIRequestContext, Page, Playwright, expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, launch_with_camera
 from tests.browser.support import camera_feed, check_page, csp_violations, screenshot, sign_in
 
 PASSWORD = "desk-test-pass"
@@ -123,15 +123,7 @@ def test_three_hand_overs_offline_survive_a_reload_and_post_once_when_back_onlin
     fourth = api.new_order()
     feed = tmp_path / "codes.y4m"
     camera_feed(feed, [placed["pickup_url"] for placed in orders], frames=10)
-    with_camera = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={feed}",
-        ],
-    )
+    with_camera = launch_with_camera(playwright, feed)
     try:
         context = with_camera.new_context(
             base_url=server,
