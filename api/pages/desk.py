@@ -26,7 +26,7 @@ from api.auth import requires
 from api.controllers.desk import BatchIn, BatchOut, sync_desk
 from api.pages.forms import is_htmx, savepoint, text
 from api.pages.incidents import kind_labels
-from api.pages.rendering import language_of, page, translator
+from api.pages.rendering import page, translator
 from api.pages.templating import local_time
 from api.params import DB
 from catalog.errors import CatalogError
@@ -114,7 +114,6 @@ def desk_config(request: Request[Identity, Any, Any]) -> dict[str, Any]:
     return {
         "department_id": request.user.department_id,
         "coordinator": {"id": request.user.user_id, "name": request.user.display_name},
-        "language": language_of(request),
         "text": {
             "reasons": reasons(_),
             "kinds": kind_labels(_),
