@@ -26,6 +26,7 @@ from api.boundary import check_input
 from api.controllers.auth import AuthController
 from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
+from api.controllers.desk import DeskController
 from api.controllers.dropoffs import DropoffController
 from api.controllers.jobs import JobController
 from api.controllers.ledger import LedgerController
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DropoffController,
             ProductController,
             OrderController,
+            DeskController,
             LedgerController,
             ReportController,
             SummaryController,

@@ -19,6 +19,8 @@ POLICY = {
     "img-src": "'self' data: blob:",
     "connect-src": "'self'",
     "media-src": "'self' blob:",  # the pickup desk's camera
+    # The pickup desk's service worker (/coord/desk-sw.js) and web app manifest are the app's
+    # own files: 'self' here and in default-src (manifest-src) admit them, nothing more.
     "worker-src": "'self'",
     "object-src": "'none'",
     "frame-ancestors": "'none'",

@@ -2,8 +2,8 @@
 
 from catalog.errors import DepartmentNotApproved
 from catalog.identity import Identity
-from catalog.models import DepartmentStatus
-from exchange.errors import NotAMember
+from catalog.models import DepartmentStatus, Role
+from exchange.errors import NotAMember, NotFound
 
 
 def department_of(caller: Identity, what: str) -> str:
@@ -20,3 +20,10 @@ def require_approved(caller: Identity) -> None:
             f"Your department is {caller.department_status}; the exchange opens to it once "
             "its registration is approved."
         )
+
+
+def require_desk(caller: Identity, department_id: str) -> None:
+    """A department's pickup desk and its incidents are for its own coordinators; to anyone
+    else another department's are indistinguishable from a missing one."""
+    if caller.department_id != department_id or not caller.has(Role.coordinator):
+        raise NotFound(f"No department {department_id!r}.")

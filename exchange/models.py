@@ -410,3 +410,96 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+# --- The offline pickup desk (migration 0011) ----------------------------------------------
+
+
+class IncidentKind(StrEnum):
+    """What stood in the ledger when an offline hand-over reached the server."""
+
+    second_handover = "second_handover"  # the order had been handed over already
+    after_cancellation = "after_cancellation"  # the order had been cancelled
+    after_expiry = "after_expiry"  # the order had expired
+
+
+class IncidentStatus(StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+class IncidentResolution(StrEnum):
+    given = "given"  # the item stays with the employee: written off, taken from the stock
+    recovered = "recovered"  # the item came back to the desk
+
+
+class DeskRedemption(SQLModel, table=True):
+    """A hand-over a pickup desk sent with its Idempotency-Key, and what it became: the order
+    fulfilled, or an incident. A retry with the same key answers this row and writes nothing.
+    Refusals are not kept: they wrote nothing, so a retry runs again."""
+
+    __tablename__ = "desk_redemptions"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["department_id", "order_id"], ["orders.department_id", "orders.id"]
+        ),
+        sa.ForeignKeyConstraint(
+            ["department_id", "incident_id"], ["desk_incidents.department_id", "desk_incidents.id"]
+        ),
+        # The desk that handed an order over first, when a second hand-over turns up.
+        sa.Index("ix_desk_redemptions_order", "department_id", "order_id"),
+    )
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    idempotency_key: str = Field(primary_key=True, max_length=128)
+    request_hash: str = Field(max_length=64)
+    order_id: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)  # "fulfilled" or "incident"
+    incident_id: str | None = Field(default=None, max_length=32)
+    desk_id: str = Field(max_length=64)
+    desk_name: str = Field(max_length=100)
+    scanned_at: datetime = Field(sa_type=UTCDateTime)  # the desk's clock
+    scanned_by: str = Field(foreign_key="users.id", max_length=32)
+    submitted_by: str = Field(foreign_key="users.id", max_length=32)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeskIncident(SQLModel, table=True):
+    """An offline hand-over the ledger could not take: the order had been handed over,
+    cancelled or expired by then. What stands is the first event; the item was given anyway,
+    so a coordinator settles it (the item stays given, or was recovered)."""
+
+    __tablename__ = "desk_incidents"
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["department_id", "order_id"], ["orders.department_id", "orders.id"]
+        ),
+        sa.Index("ix_desk_incidents_status", "department_id", "status", "id"),
+    )
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    id: str = Field(default_factory=new_id, primary_key=True, max_length=32)
+    kind: IncidentKind = Field(sa_type=sa.String(24), max_length=24)
+    order_id: str = Field(max_length=32)
+    # What stands: the first hand-over (its desk, if a desk sent it), or the cancellation or
+    # expiry; `first_by` is None when the expiry sweep released the order.
+    first_desk_id: str | None = Field(default=None, max_length=64)
+    first_desk_name: str | None = Field(default=None, max_length=100)
+    first_at: datetime = Field(sa_type=UTCDateTime)
+    first_by: str | None = Field(default=None, max_length=32)
+    # The hand-over that came second.
+    desk_id: str = Field(max_length=64)
+    desk_name: str = Field(max_length=100)
+    scanned_at: datetime = Field(sa_type=UTCDateTime)
+    scanned_by: str = Field(foreign_key="users.id", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    status: IncidentStatus = Field(
+        default=IncidentStatus.open, sa_type=sa.String(16), max_length=16
+    )
+    resolution: IncidentResolution | None = Field(
+        default=None, sa_type=sa.String(16), max_length=16
+    )
+    note: str = Field(default="", max_length=300)
+    stock_taken: int | None = None  # units taken from the stock when resolved as given
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by: str | None = Field(default=None, max_length=32)

@@ -136,10 +136,15 @@ async def redeem(
     coordinator_id: str,
     coordinator_department_id: str | None,
     now: datetime | None = None,
+    valid_at: datetime | None = None,
 ) -> Order:
-    """Hand the order over: mark it fulfilled and post its hold, exactly once."""
+    """Hand the order over: mark it fulfilled and post its hold, exactly once.
+
+    `valid_at` is when the token must have been valid (default: now): an offline desk's
+    scan time, so a hand-over made before the token expired still posts when it syncs later.
+    """
     now = now or utcnow()
-    claims = verify(keys, scanned, now)
+    claims = verify(keys, scanned, valid_at or now)
     if claims.department_id != coordinator_department_id:
         raise PickupTokenForeignDepartment(
             "This token is for another department's order; it can only be redeemed at that "

@@ -14,10 +14,11 @@ from api.pages.admin import AdminPages
 from api.pages.audit import AuditPages
 from api.pages.campaigns import CampaignPages
 from api.pages.dashboard import DashboardPage
-from api.pages.desk import PickupDesk, PickupLink
+from api.pages.desk import DeskFiles, PickupDesk, PickupLink
 from api.pages.dropoff_review import DropoffReview
 from api.pages.employee import EmployeePages
 from api.pages.errors import exception_handlers
+from api.pages.incidents import IncidentPages
 from api.pages.members import MemberPages
 from api.pages.products import ProductPages
 from api.pages.reports import Co2eFactorPages, ReportPages
@@ -46,6 +47,8 @@ def create_pages_router(csrf: CSRFConfig) -> Router:
             ProductPages,
             PickupDesk,
             PickupLink,
+            DeskFiles,
+            IncidentPages,
             DropoffReview,
             AuditPages,
             DashboardPage,

@@ -58,6 +58,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
         links += [
             NavLink("/coord/dropoffs", _("Drop-offs")),
             NavLink("/coord/pickup", _("Pickup desk")),
+            NavLink("/coord/incidents", _("Incidents")),
             NavLink("/coord/products", _("Village catalog")),
             NavLink("/coord/members", _("Members")),
             NavLink("/coord/stations", _("Stations")),

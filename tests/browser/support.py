@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import qrcode
+from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 
 from api.demo import DEMO_PASSWORD
@@ -59,3 +61,20 @@ def check_page(page: Page, name: str) -> None:
     """Every main page: a screenshot for people to look at, and the accessibility check."""
     screenshot(page, name)
     assert_accessible(page)
+
+
+def camera_feed(path: Path, texts: list[str], frames: int = 2, width: int = 640) -> None:
+    """A Y4M video showing each of `texts` as a QR code for `frames` frames (at 10 a second),
+    for Chromium's --use-file-for-fake-video-capture, which plays it in a loop."""
+    height = width * 3 // 4
+    side = min(width, height) - 40
+    chroma = (width // 2, height // 2)
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for text in texts:
+            code = qrcode.make(text, border=4).convert("L").resize((side, side), Image.NEAREST)
+            frame = Image.new("L", (width, height), 255)
+            frame.paste(code, ((width - side) // 2, (height - side) // 2))
+            y, cb, cr = frame.convert("RGB").convert("YCbCr").split()
+            planes = y.tobytes() + cb.resize(chroma).tobytes() + cr.resize(chroma).tobytes()
+            out.write((b"FRAME\n" + planes) * frames)

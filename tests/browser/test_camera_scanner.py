@@ -3,28 +3,10 @@ the vendored qr-scanner decodes it and the desk hands the order over."""
 
 from pathlib import Path
 
-import qrcode
-from PIL import Image
 from playwright.sync_api import Browser, Playwright, expect
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
-from tests.browser.support import csp_violations, sign_in
-
-
-def camera_feed(path: Path, text: str, width: int = 640, height: int = 480) -> None:
-    """A Y4M video whose frames show `text` as a QR code, for --use-file-for-fake-video-capture."""
-    side = min(width, height) - 40
-    code = qrcode.make(text, border=4).convert("L").resize((side, side), Image.NEAREST)
-    frame = Image.new("L", (width, height), 255)
-    frame.paste(code, ((width - side) // 2, (height - side) // 2))
-    y, cb, cr = frame.convert("RGB").convert("YCbCr").split()
-    chroma = (width // 2, height // 2)
-    with path.open("wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(2):
-            out.write(
-                b"FRAME\n" + y.tobytes() + cb.resize(chroma).tobytes() + cr.resize(chroma).tobytes()
-            )
+from tests.browser.conftest import DESKTOP, PHONE, launch_with_camera
+from tests.browser.support import camera_feed, csp_violations, sign_in
 
 
 def test_the_camera_reads_the_pickup_qr_and_the_desk_hands_over(
@@ -48,16 +30,8 @@ def test_the_camera_reads_the_pickup_qr_and_the_desk_hands_over(
     token = phone.locator("#pickup-token").inner_text()
 
     feed = tmp_path / "qr.y4m"
-    camera_feed(feed, f"{server}/p/{token}")
-    with_camera = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        args=[
-            *CHROMIUM_ARGS,
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={feed}",
-        ],
-    )
+    camera_feed(feed, [f"{server}/p/{token}"])
+    with_camera = launch_with_camera(playwright, feed)
     try:
         context = with_camera.new_context(
             base_url=server, viewport=DESKTOP, locale="zh-CN", permissions=["camera"]

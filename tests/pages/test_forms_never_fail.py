@@ -91,7 +91,8 @@ def test_odd_input_never_gets_a_server_error(
         ("/orders", ["product_id", "quantity", "idempotency_key"]),
         (f"/orders/{url}/cancel", []),
         ("/coord/dropoffs", ["confirm", "reject", "bulk", "selected", "bulk_reason"]),
-        ("/coord/pickup", ["token"]),
+        ("/coord/pickup", ["token", "idempotency_key", "desk_id", "desk_name"]),
+        (f"/coord/incidents/{url}/resolve", ["resolution", "note"]),
         ("/coord/members", ["username", "display_name", "roles"]),
         ("/coord/stations", ["name", "location"]),
         ("/coord/products", ["name", "unit", "price_points", "value_yuan", "stock"]),
@@ -109,8 +110,18 @@ def test_odd_input_never_gets_a_server_error(
         f"/catalog/{url}/confirm?quantity={url}",
         f"/dropoffs/{url}",
         f"/p/{url}",
+        f"/coord/incidents?status={url}&after={url}",
     ]:
         no_server_error(client, "GET", path)
+    for scanned_at in (odd, "2026-06-01T08:00:00Z"):  # refused whole, or item by item
+        queued = {"idempotency_key": odd, "token": odd, "scanned_at": scanned_at}
+        no_server_error(
+            client,
+            "POST",
+            "/coord/pickup/sync",
+            headers={"x-csrftoken": csrf},
+            json={"desk_id": odd or "d", "desk_name": odd, "items": [queued]},
+        )
 
     csrf = signed_in(client, "admin")
     form = {"_csrf_token": csrf}

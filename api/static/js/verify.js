@@ -1,15 +1,13 @@
 // Re-checks a ledger entry's inclusion proof in the browser, trusting nothing the server
 // computed: the leaf hash from the canonical bytes, the root from the RFC 9162 audit path,
 // and the tree head's Ed25519 signature with the key published at /api/keys.
+import { unb64url, verifyEd25519 } from "/static/js/ed25519.js";
+
 const data = JSON.parse(document.getElementById("proof-data").textContent);
 const out = document.getElementById("browser-check");
 
 const hex = (bytes) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
 const unhex = (text) => new Uint8Array(text.match(/../g).map((h) => parseInt(h, 16)));
-const unb64url = (text) => {
-  const b64 = text.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(text.length / 4) * 4, "=");
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-};
 const concat = (...parts) => {
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
@@ -58,13 +56,7 @@ async function signatureValid(head, timestampUs) {
   const jwks = await (await fetch("/api/keys")).json();
   const jwk = jwks.keys.find((k) => k.kid === head.key_id);
   if (!jwk) return false;
-  let key;
-  try {
-    key = await crypto.subtle.importKey("jwk", { kty: "OKP", crv: "Ed25519", x: jwk.x }, { name: "Ed25519" }, false, ["verify"]);
-  } catch (unsupported) {
-    return null; // this browser has no Ed25519 in WebCrypto
-  }
-  return crypto.subtle.verify({ name: "Ed25519" }, key, unb64url(head.signature), signedBytes(head, timestampUs));
+  return verifyEd25519(jwk, unb64url(head.signature), signedBytes(head, timestampUs));
 }
 
 async function check() {
