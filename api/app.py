@@ -27,6 +27,7 @@ from api.controllers.campaigns import CampaignController
 from api.controllers.departments import DepartmentController
 from api.controllers.dropoffs import DropoffController
 from api.controllers.ledger import LedgerController
+from api.controllers.notifications import NotificationController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             LedgerController,
             ReportController,
             SummaryController,
+            NotificationController,
             *([MetricsController] if settings.metrics_enabled else []),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             create_pages_router(),

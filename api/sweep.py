@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.db import transaction
+from api.notifications import run_while
 from api.problems import is_connection_failure
 from exchange.orders import sweep_expired_orders
 from ledger.transfers import sweep_expired
@@ -46,6 +47,11 @@ async def sweep_once(session_factory: async_sessionmaker[AsyncSession]) -> tuple
 
 
 class Lease(Protocol):
+    @property
+    def held(self) -> bool:
+        """Whether the last `take` found this process holding the lease."""
+        ...
+
     async def take(self) -> bool:
         """Whether this process holds the lease now (taking it if free)."""
         ...
@@ -60,6 +66,10 @@ class PostgresLease:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None
 
     async def take(self) -> bool:
         if self._conn is not None:
@@ -101,6 +111,10 @@ class FileLease:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._file: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
 
     async def take(self) -> bool:
         if self._file is not None:
@@ -165,10 +179,15 @@ async def periodic_sweep(app: Litestar) -> AsyncIterator[None]:
         _run(lease, app.state.session_factory, settings.sweep_interval_seconds),
         name="exchange-sweep",
     )
+    # Notifications go out from the sweeper only (api/notifications.py).
+    notify = asyncio.create_task(
+        run_while(lambda: lease.held, app.state.session_factory, settings), name="exchange-notify"
+    )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (notify, task):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         await lease.release()

@@ -141,6 +141,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         log_format="json",
         login_attempts_per_minute=10_000,
         public_base_url="http://exchange.test",
+        # Tests that deliver notifications run the worker themselves (tests/notify).
+        notify_interval_seconds=3600,
     )
 
 

@@ -24,7 +24,8 @@ class Text:
 
 
 def reference_line(delivery_id: str, translations: gettext.NullTranslations) -> str:
-    return translations.gettext("Message %(id)s") % {"id": delivery_id}
+    _ = translations.gettext
+    return _("Message %(id)s") % {"id": delivery_id}
 
 
 def local(at: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
