@@ -41,7 +41,6 @@ from exchange.notify.outbox import fan_out
 from exchange.notify.robots import Outcome
 from exchange.notify.sealing import SealBroken, SecretBox
 
-log = structlog.get_logger()
 # httpx logs every request's URL at INFO: a robot's URL carries its token.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -346,7 +345,8 @@ async def deliver_round(
             else:
                 setattr(result, state, getattr(result, state) + 1)
             if not outcome.sent:
-                log.warning(
+                # A logger per round, bound to the logging set up now (not cached from before).
+                structlog.get_logger().warning(
                     "notification not delivered",
                     delivery_id=work.id,
                     channel=work.channel,
