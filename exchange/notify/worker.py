@@ -332,28 +332,28 @@ async def deliver_round(
         return result
     limit = asyncio.Semaphore(config.concurrency)
 
-    async def attempt(work: Work) -> tuple[Work, Outcome]:
+    async def attempt(work: Work) -> None:
         async with limit:
-            return work, await _send(work, config, client)
-
-    outcomes = await asyncio.gather(*(attempt(work) for work in batch))
-    async with session_factory() as session, session.begin():
-        for work, outcome in outcomes:
+            outcome = await _send(work, config, client)
+        # Recorded as soon as it is known: a worker dying later resends only what was in flight.
+        async with session_factory() as session, session.begin():
             state = await _record(session, config, work, outcome, now)
-            if state == DeliveryState.queued:
-                result.retried += 1
-            else:
-                setattr(result, state, getattr(result, state) + 1)
-            if not outcome.sent:
-                # A logger per round, bound to the logging set up now (not cached from before).
-                structlog.get_logger().warning(
-                    "notification not delivered",
-                    delivery_id=work.id,
-                    channel=work.channel,
-                    attempt=work.attempts,
-                    error=outcome.error,
-                    now=state,
-                )
+        if state == DeliveryState.queued:
+            result.retried += 1
+        else:
+            setattr(result, state, getattr(result, state) + 1)
+        if not outcome.sent:
+            # A logger per round, bound to the logging set up now (not cached from before).
+            structlog.get_logger().warning(
+                "notification not delivered",
+                delivery_id=work.id,
+                channel=work.channel,
+                attempt=work.attempts,
+                error=outcome.error,
+                now=state,
+            )
+
+    await asyncio.gather(*(attempt(work) for work in batch))
     return result
 
 
