@@ -9,7 +9,7 @@ up by tomorrow, the daily figures) and reminds of and carries out points expiry.
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import i18n
 from api.problems import is_connection_failure
 from api.settings import Settings
+from catalog.models import utcnow
 from exchange.expiry import sweep_expiry
 from exchange.notify.mail import SmtpSettings
 from exchange.notify.outbox import sweep_events
@@ -54,11 +55,13 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
     )
 
 
-async def sweep_once(session_factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+async def sweep_once(
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    now: datetime | None = None,
+) -> None:
     """The clock's events and points expiry, once."""
-    from catalog.models import utcnow
-
-    now = utcnow()
+    now = now or utcnow()
     written = await sweep_events(session_factory, now, settings.notify_daily_figures_at)
     swept = await sweep_expiry(
         session_factory, now, timedelta(days=settings.points_expiry_reminder_days)
