@@ -16,6 +16,7 @@ from api.pages.dropoff_review import DropoffReview
 from api.pages.employee import EmployeePages
 from api.pages.errors import exception_handlers
 from api.pages.members import MemberPages
+from api.pages.notifications import AdminMessagePages, ChannelPages, ContactPage, MessagePages
 from api.pages.products import ProductPages
 from api.pages.reports import ReportPages
 from api.pages.shopping import ShoppingPages
@@ -48,6 +49,10 @@ def create_pages_router() -> Router:
             ReportPages,
             SummaryPages,
             PlatformSummaryPages,
+            ChannelPages,
+            MessagePages,
+            AdminMessagePages,
+            ContactPage,
         ],
         exception_handlers=exception_handlers(DOMAIN_ERRORS),
         include_in_schema=False,

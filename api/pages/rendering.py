@@ -53,6 +53,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/home", _("My points")),
             NavLink("/catalog", _("Products")),
             NavLink("/orders", _("My orders")),
+            NavLink("/me/notifications", _("Notifications")),
         ]
     if identity.has(Role.coordinator):
         links += [
@@ -64,6 +65,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/coord/dashboard", _("Today")),
             NavLink("/coord/report", _("Report")),
             NavLink("/coord/summary", _("Summary")),
+            NavLink("/coord/messages", _("Messages")),
         ]
     if identity.has(Role.auditor):
         links += [
@@ -78,6 +80,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/admin/campaigns", _("Campaigns")),
             NavLink("/admin/report", _("Platform report")),
             NavLink("/admin/summary", _("Platform summary")),
+            NavLink("/admin/messages", _("Messages")),
         ]
     return links
 
