@@ -51,7 +51,6 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
         max_attempts=settings.notify_max_attempts,
         retry_base=settings.notify_retry_base_seconds,
         default_language=i18n.DEFAULT_LANGUAGE,
-        figures_at=settings.notify_daily_figures_at,
     )
 
 

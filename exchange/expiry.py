@@ -333,14 +333,3 @@ async def _one(
         except ExpiryRace:
             continue
     return False
-
-
-async def expiries_of(
-    session: AsyncSession, department_id: str, user_id: str
-) -> list[PointsExpiry]:
-    found = await session.exec(
-        select(PointsExpiry).where(
-            PointsExpiry.department_id == department_id, PointsExpiry.user_id == user_id
-        )
-    )
-    return list(found.all())

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.models import utcnow
@@ -189,12 +189,3 @@ async def robot(session: AsyncSession, department_id: str, kind: str, box: Secre
         raise NotFound(f"No {KINDS[kind].label if kind in KINDS else kind} robot is set up.")
     secret = box.open(row.secret) if row.secret is not None else None
     return Robot(kind, box.open(row.webhook_url), secret)
-
-
-async def enabled_kinds(session: AsyncSession, department_id: str) -> list[str]:
-    found = await session.exec(
-        select(RobotChannel.kind)
-        .where(RobotChannel.department_id == department_id, col(RobotChannel.enabled).is_(True))
-        .order_by(col(RobotChannel.kind))
-    )
-    return list(found.all())

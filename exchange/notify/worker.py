@@ -22,8 +22,8 @@ import gettext
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,6 +34,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalog.models import Department, User, utcnow
 from exchange import reports
+from exchange.categories import Unit
+from exchange.errors import NotFound
 from exchange.models import Dropoff, Order
 from exchange.notify import channels, mail, robots, texts
 from exchange.notify.models import Delivery, DeliveryState, Kind, Message
@@ -60,8 +62,6 @@ class DeliveryConfig:
     batch: int = 50
     concurrency: int = 8
     default_language: str = "zh"
-    figures_at: time = time(18, 0)
-    transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)  # tests
 
     def backoff(self, attempts: int) -> timedelta:
         return timedelta(seconds=min(self.retry_base * 2 ** (attempts - 1), 6 * 3600))
@@ -144,7 +144,7 @@ async def facts_of(session: AsyncSession, message: Message, language: str) -> di
     if kind == Kind.daily_figures:
         day = datetime.fromisoformat(message.reference).date()
         totals = await reports.day_totals(session, message.department_id, day)
-        paper = sum(c.quantity for c in totals.categories if c.unit == "g")
+        paper = sum(c.quantity for c in totals.categories if c.unit == Unit.gram)
         return {
             "department": department.name,
             "day": message.reference,
@@ -153,7 +153,7 @@ async def facts_of(session: AsyncSession, message: Message, language: str) -> di
             "pending": totals.pending,
             "participants": totals.participants,
             "paper_kg": texts.kilograms(paper),
-            "items": sum(c.quantity for c in totals.categories if c.unit != "g"),
+            "items": sum(c.quantity for c in totals.categories if c.unit != Unit.gram),
             "issued": totals.points_issued,
             "orders": totals.orders,
             "picked_up": totals.picked_up,
@@ -220,7 +220,7 @@ async def _prepare(session: AsyncSession, config: DeliveryConfig, delivery: Deli
             )
         except SealBroken as broken:
             return _decided(delivery, language, Outcome(False, str(broken)))
-        except Exception as missing:  # the robot was removed since the message fanned out
+        except NotFound as missing:  # the robot was removed since the message fanned out
             return _decided(delivery, language, Outcome(False, str(missing)))
     translations = config.translations(language)
     text = texts.render(
@@ -359,7 +359,7 @@ async def deliver_round(
 
 def http_client(config: DeliveryConfig) -> httpx.AsyncClient:
     timeout = httpx.Timeout(config.send_timeout)
-    return httpx.AsyncClient(timeout=timeout, transport=config.transport, follow_redirects=False)
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
 
 async def send_trial(
