@@ -141,3 +141,40 @@ async def test_odd_input_to_the_notification_pages_never_gets_a_server_error(
                 method, path, data=data if method == "POST" else None, follow_redirects=False
             )
             assert answer.status_code < 500, (method, path, answer.text[:300])
+
+
+async def test_an_admin_sets_when_a_campaigns_points_expire_on_the_campaign_pages(
+    client: Client, world: World
+) -> None:
+    csrf = await sign_in(client, "admin")
+    form = {
+        "_csrf_token": csrf,
+        "name": "节能周",
+        "first_day": "2026-06-08",
+        "last_day": "2026-06-14",
+        "policy": "auto",
+        "daily_cap_points": "500",
+        "department_id": "",
+    }
+    refused = await client.post("/admin/campaigns", data={**form, "points_expire_days": "x"})
+    assert refused.status_code == 422 and "0 到 3,650" in refused.text
+    created = await client.post("/admin/campaigns", data={**form, "points_expire_days": "30"})
+    assert created.status_code == 200
+    campaign_id = str(created.url).rsplit("/", 1)[1]
+    api = await client.get(f"/api/campaigns/{campaign_id}", headers=world.headers["admin"])
+    assert api.json()["points_expire_days"] == 30
+    assert api.json()["points_expire"].startswith("2026-07-14T16:00:00")  # UTC
+    listing = await client.get("/admin/campaigns")
+    assert "2026-07-15 00:00" in listing.text  # 30 days after the end, China time
+    settings = {
+        "_csrf_token": csrf,
+        "last_day": "2026-06-14",
+        "policy": "auto",
+        "daily_cap_points": "500",
+    }
+    never = await client.post(
+        f"/admin/campaigns/{campaign_id}/settings", data={**settings, "points_expire_days": ""}
+    )
+    assert never.status_code == 200
+    api = await client.get(f"/api/campaigns/{campaign_id}", headers=world.headers["admin"])
+    assert api.json()["points_expire"] is None
