@@ -2,12 +2,12 @@
 to send mail to the stand-in SMTP server, and a worker round the test runs itself."""
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,24 +31,22 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, robots: Robots, mailbox: Mailbox) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        log_format="json",
-        login_attempts_per_minute=10_000,
-        public_base_url="http://exchange.test",
-        notify_interval_seconds=3600,  # the tests run the worker's rounds themselves
-        notify_webhook_hosts=robots.netloc,
-        notify_retry_base_seconds=60,
-        notify_max_attempts=3,
-        notify_send_timeout_seconds=5,
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox.port,
-        smtp_security="none",
-        smtp_username=mailbox.username,
-        smtp_password=mailbox.password,
-        smtp_from="云兑换 <noreply@exchange.test>",
+def settings(settings: Settings, robots: Robots, mailbox: Mailbox) -> Settings:
+    """tests/conftest.py's settings, posting to the stand-in robots and mailing the stand-in
+    SMTP server."""
+    return settings.model_copy(
+        update={
+            "notify_webhook_hosts": robots.netloc,
+            "notify_retry_base_seconds": 60,
+            "notify_max_attempts": 3,
+            "notify_send_timeout_seconds": 5,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": mailbox.port,
+            "smtp_security": "none",
+            "smtp_username": mailbox.username,
+            "smtp_password": SecretStr(mailbox.password),
+            "smtp_from": "云兑换 <noreply@exchange.test>",
+        }
     )
 
 
