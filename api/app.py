@@ -30,6 +30,7 @@ from api.controllers.desk import DeskController
 from api.controllers.dropoffs import DropoffController
 from api.controllers.jobs import JobController
 from api.controllers.ledger import LedgerController
+from api.controllers.notifications import NotificationController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             LedgerController,
             ReportController,
             SummaryController,
+            NotificationController,
             *([MetricsController] if settings.metrics_enabled else []),
             create_static_files_router(path="/static", directories=[STATIC_DIR]),
             # Page forms carry a CSRF token; the middleware runs for the pages alone. The API

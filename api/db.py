@@ -28,7 +28,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 def metadata() -> MetaData:
     """Every table of the service, as the models declare them (for Alembic and schema checks)."""
     import catalog.models  # noqa: F401  # each import registers its tables
-    import exchange.models  # noqa: F401
+    import exchange.models
+    import exchange.notify.models  # noqa: F401
     import ledger.models  # noqa: F401
 
     return SQLModel.metadata

@@ -2,14 +2,16 @@
 
 import ipaddress
 import secrets
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.db import Timeouts
+from exchange.notify.sealing import SecretBox
 from ledger.signing import KeyRing
 
 
@@ -81,6 +83,23 @@ class Settings(BaseSettings):
     # How long a stopping server waits for requests in flight before cancelling them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Notifications (README, "Notifications"). E-mail is off while smtp_host is empty.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_from: str = ""  # the sender, e.g. "云兑换 <noreply@example.cn>"
+    notify_interval_seconds: float = Field(default=5.0, gt=0)
+    notify_send_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    notify_max_attempts: int = Field(default=8, ge=1, le=30)
+    notify_retry_base_seconds: float = Field(default=30.0, gt=0)
+    notify_daily_figures_at: time = time(18, 0)  # Asia/Shanghai
+    # Hosts (host or host:port, comma-separated) a robot's webhook may name besides the
+    # platforms' own, e.g. an outbound proxy; the platforms' own need HTTPS, these do not.
+    notify_webhook_hosts: str = ""
+    points_expiry_reminder_days: int = Field(default=7, ge=0, le=365)
+
     def model_post_init(self, __context: object) -> None:
         self.data_dir = self.data_dir.resolve()
         if not self.database_url:
@@ -114,6 +133,17 @@ class Settings(BaseSettings):
         if self.jwt_secret:
             return self.jwt_secret
         return _read_or_create_secret(self.data_dir / "jwt_secret")
+
+    @property
+    def webhook_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.notify_webhook_hosts.split(",") if h.strip()
+        )
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        """Seals the group robots' addresses and secrets in the database (data/notify_key)."""
+        return SecretBox.load_or_create(self.data_dir / "notify_key")
 
     @cached_property
     def keyring(self) -> KeyRing:

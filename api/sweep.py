@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.db import transaction
+from api.notifications import run_while
 from api.problems import is_connection_failure
 from exchange.orders import sweep_expired_orders
 from ledger import integration
@@ -65,6 +66,11 @@ async def integrate_once(
 
 
 class Lease(Protocol):
+    @property
+    def held(self) -> bool:
+        """Whether the last `take` found this process holding the lease."""
+        ...
+
     async def take(self) -> bool:
         """Whether this process holds the lease now (taking it if free)."""
         ...
@@ -79,6 +85,10 @@ class PostgresLease:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._conn: AsyncConnection | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._conn is not None
 
     async def take(self) -> bool:
         if self._conn is not None:
@@ -120,6 +130,10 @@ class FileLease:
     def __init__(self, path: Path) -> None:
         self._path = path
         self._file: IO[str] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
 
     async def take(self) -> bool:
         if self._file is not None:
@@ -203,10 +217,15 @@ async def periodic_sweep(app: Litestar) -> AsyncIterator[None]:
         ),
         name="exchange-sweep",
     )
+    # Notifications go out from the sweeper only (api/notifications.py).
+    notify = asyncio.create_task(
+        run_while(lambda: lease.held, app.state.session_factory, settings), name="exchange-notify"
+    )
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for running in (notify, task):
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
         await lease.release()

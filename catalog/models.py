@@ -88,6 +88,9 @@ class User(SQLModel, table=True):
     is_active: bool = True
     language: str | None = Field(default=None, max_length=8)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Given by the employee, for notifications by e-mail (none is sent after an opt-out).
+    email: str | None = Field(default=None, max_length=254)
+    email_opt_out: bool = False
 
 
 class UserRole(SQLModel, table=True):

@@ -7,6 +7,7 @@ where a department's own campaign overlaps a platform-wide one, its own wins.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, or_
@@ -50,6 +51,9 @@ class NewCampaign:
     department_id: str | None = None
     # Its collected cartridges go to remanufacturing (CO2e factors for that then apply).
     cartridges_remanufactured: bool = False
+    # When its points expire (exchange/expiry.py): at a time, or N days after it ends.
+    points_expire_at: datetime | None = None
+    points_expire_days: int | None = None
 
 
 def _check(new: NewCampaign) -> None:
@@ -70,6 +74,25 @@ def _check(new: NewCampaign) -> None:
         raise InvalidInput("policy", "auto or steward")
     if not 1 <= new.daily_cap_points <= MAX_DAILY_CAP:
         raise InvalidInput("daily_cap_points", f"a whole number of points, 1-{MAX_DAILY_CAP}")
+    _check_expiry(new)
+
+
+MAX_EXPIRE_DAYS = 3650
+
+
+def _check_expiry(new: NewCampaign) -> None:
+    at, days = new.points_expire_at, new.points_expire_days
+    if at is not None and days is not None:
+        raise InvalidInput("points_expire_days", "give points_expire_at or points_expire_days")
+    if at is not None:
+        if at.tzinfo is None:
+            raise InvalidInput("points_expire_at", "a time with a timezone offset")
+        if not new.ends_at <= at <= LATEST:
+            raise InvalidInput(
+                "points_expire_at", "not before the campaign ends, and before 2100-01-01 (UTC)"
+            )
+    if days is not None and not 0 <= days <= MAX_EXPIRE_DAYS:
+        raise InvalidInput("points_expire_days", f"a whole number of days, 0-{MAX_EXPIRE_DAYS}")
 
 
 async def _check_no_overlap(
@@ -108,15 +131,21 @@ async def create_campaign(session: AsyncSession, new: NewCampaign, actor_id: str
         department_id=new.department_id,
         cartridges_remanufactured=new.cartridges_remanufactured,
         created_by=actor_id,
+        points_expire_at=new.points_expire_at,
+        points_expire_days=new.points_expire_days,
     )
     session.add(campaign)
     await session.flush()
     return campaign
 
 
+KEEP: Any = object()  # a change that leaves the expiry as it is (None clears it)
+
+
 @dataclass(frozen=True)
 class CampaignChanges:
-    """Fields to change; None leaves one as it is. The scope (department) never changes."""
+    """Fields to change; None leaves one as it is (the expiry's: KEEP). The scope
+    (department) never changes."""
 
     name: str | None = None
     starts_at: datetime | None = None
@@ -124,6 +153,8 @@ class CampaignChanges:
     policy: str | None = None
     daily_cap_points: int | None = None
     cartridges_remanufactured: bool | None = None
+    points_expire_at: datetime | None = KEEP
+    points_expire_days: int | None = KEEP
 
 
 async def update_campaign(
@@ -143,7 +174,19 @@ async def update_campaign(
         if changes.daily_cap_points is None
         else changes.daily_cap_points,
         department_id=campaign.department_id,
+        points_expire_at=campaign.points_expire_at
+        if changes.points_expire_at is KEEP
+        else changes.points_expire_at,
+        points_expire_days=campaign.points_expire_days
+        if changes.points_expire_days is KEEP
+        else changes.points_expire_days,
     )
+    expiry = (merged.points_expire_at, merged.points_expire_days)
+    if campaign.expiry_done_at is not None and expiry != (
+        campaign.points_expire_at,
+        campaign.points_expire_days,
+    ):
+        raise InvalidInput("points_expire_at", "this campaign's points have expired already")
     _check(merged)
     await _check_no_overlap(session, merged, excluding=campaign.id)
     campaign.name = merged.name.strip()
@@ -152,6 +195,7 @@ async def update_campaign(
     campaign.daily_cap_points = merged.daily_cap_points
     if changes.cartridges_remanufactured is not None:
         campaign.cartridges_remanufactured = changes.cartridges_remanufactured
+    campaign.points_expire_at, campaign.points_expire_days = expiry
     session.add(campaign)
     await session.flush()
     return campaign

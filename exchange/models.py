@@ -74,6 +74,13 @@ class Campaign(SQLModel, table=True):
     cartridges_remanufactured: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by: str = Field(max_length=32)
+    # When the points it issued expire: at a time, or N days after it ends; neither: never
+    # (exchange/expiry.py). Migration 0012.
+    points_expire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    points_expire_days: int | None = None
+    # When the sweeper had reminded, and expired, every employee holding its points.
+    expiry_reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expiry_done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class CampaignRate(SQLModel, table=True):
@@ -503,3 +510,17 @@ class DeskIncident(SQLModel, table=True):
     stock_taken: int | None = None  # units taken from the stock when resolved as given
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by: str | None = Field(default=None, max_length=32)
+class PointsExpiry(SQLModel, table=True):
+    """Where an employee stands with one campaign's points expiry: reminded (with how many
+    points were then due to expire) and expired (with the ledger entry), each exactly once."""
+
+    __tablename__ = "points_expiries"
+
+    department_id: str = Field(foreign_key="departments.id", primary_key=True, max_length=32)
+    campaign_id: str = Field(foreign_key="campaigns.id", primary_key=True, max_length=32)
+    user_id: str = Field(foreign_key="users.id", primary_key=True, max_length=32)
+    reminded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reminded_points: int | None = None
+    expired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expired_points: int | None = None
+    ledger_seq: int | None = Field(default=None, sa_type=sa.BigInteger)  # None: nothing left

@@ -170,6 +170,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         public_base_url="http://exchange.test",
         # The app under test only queues background jobs; a test runs them with `run_jobs`.
         job_runners=0,
+        # Tests that deliver notifications run the worker themselves (tests/notify).
+        notify_interval_seconds=3600,
     )
 
 

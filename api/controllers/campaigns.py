@@ -15,9 +15,10 @@ from catalog.identity import Identity
 from catalog.models import Role, utcnow
 from catalog.paging import DEFAULT_LIMIT
 from exchange import campaigns
-from exchange.campaigns import CampaignChanges, NewCampaign
+from exchange.campaigns import KEEP, CampaignChanges, NewCampaign
 from exchange.categories import CATEGORIES, ROUNDING_RULE
 from exchange.errors import InvalidInput
+from exchange.expiry import expires_at
 from exchange.models import Campaign, CampaignRate
 
 Points = Annotated[int, msgspec.Meta(ge=1, le=campaigns.MAX_RATE)]
@@ -33,6 +34,9 @@ class CategoryOut(msgspec.Struct):
     rate_unit: str
 
 
+ExpireDays = Annotated[int, msgspec.Meta(ge=0, le=campaigns.MAX_EXPIRE_DAYS)]
+
+
 class CampaignIn(msgspec.Struct):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     starts_at: datetime
@@ -43,6 +47,10 @@ class CampaignIn(msgspec.Struct):
     cartridges_remanufactured: Annotated[
         bool, msgspec.Meta(description="its cartridges go to remanufacturing (CO2e factors)")
     ] = False
+    # When the points it issues expire: at a time, or this many days after it ends; neither:
+    # never. Reminders go out before (EXCHANGE_POINTS_EXPIRY_REMINDER_DAYS).
+    points_expire_at: datetime | None = None
+    points_expire_days: ExpireDays | None = None
 
 
 class CampaignPatch(msgspec.Struct):
@@ -52,6 +60,9 @@ class CampaignPatch(msgspec.Struct):
     policy: Literal["auto", "steward"] | None = None
     daily_cap_points: Annotated[int, msgspec.Meta(ge=1, le=campaigns.MAX_DAILY_CAP)] | None = None
     cartridges_remanufactured: bool | None = None
+    # Absent: unchanged; null: the points never expire.
+    points_expire_at: datetime | msgspec.UnsetType | None = msgspec.UNSET
+    points_expire_days: ExpireDays | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RateIn(msgspec.Struct):
@@ -91,6 +102,9 @@ class CampaignOut(msgspec.Struct):
     daily_cap_points: int
     cartridges_remanufactured: bool
     status: str  # upcoming, open or closed, as of the answer
+    points_expire_at: str | None  # as set
+    points_expire_days: int | None  # as set
+    points_expire: str | None  # when its points expire, whichever way it was set; null: never
 
     @classmethod
     def of(cls, campaign: Campaign) -> "CampaignOut":
@@ -112,6 +126,11 @@ class CampaignOut(msgspec.Struct):
             daily_cap_points=campaign.daily_cap_points,
             cartridges_remanufactured=campaign.cartridges_remanufactured,
             status=status,
+            points_expire_at=campaign.points_expire_at.isoformat()
+            if campaign.points_expire_at
+            else None,
+            points_expire_days=campaign.points_expire_days,
+            points_expire=expires.isoformat() if (expires := expires_at(campaign)) else None,
         )
 
 
@@ -165,7 +184,10 @@ class CampaignController(Controller):
         description="Without `department_id` the campaign applies to every department. "
         "`auto` credits drop-offs at once; `steward` keeps them pending until a coordinator "
         "confirms. The daily cap counts points per employee per calendar day in Asia/Shanghai. "
-        "Windows of the same scope may not overlap.",
+        "Windows of the same scope may not overlap. `points_expire_at` (a time not before "
+        "`ends_at`) or `points_expire_days` (days after `ends_at`) make the points the campaign "
+        "issued expire: what is left of them, first in first out, moves to the department's "
+        "`expiry` account, after a reminder; neither means they never expire.",
         responses=refusals(_404="No department with that `department_id`"),
     )
     async def create_campaign(
@@ -181,6 +203,8 @@ class CampaignController(Controller):
                 daily_cap_points=data.daily_cap_points,
                 department_id=data.department_id,
                 cartridges_remanufactured=data.cartridges_remanufactured,
+                points_expire_at=data.points_expire_at,
+                points_expire_days=data.points_expire_days,
             ),
             request.user.user_id,
         )
@@ -199,7 +223,9 @@ class CampaignController(Controller):
         guards=[requires(Role.admin)],
         summary="Change a campaign's window, policy, cap or name",
         description="E.g. end it early by setting `ends_at` to now. Drop-offs already logged "
-        "keep their rate and status; the new policy and cap apply to new drop-offs.",
+        "keep their rate and status; the new policy and cap apply to new drop-offs. "
+        "`points_expire_at: null` with `points_expire_days: null` makes the points never "
+        "expire; once they have expired, the expiry cannot change.",
     )
     async def update_campaign(
         self,
@@ -208,9 +234,11 @@ class CampaignController(Controller):
         campaign_id: FromPath[str],
         data: JSONBody[CampaignPatch],
     ) -> CampaignOut:
-        campaign = await campaigns.update_campaign(
-            db, campaign_id, CampaignChanges(**msgspec.structs.asdict(data))
-        )
+        changes = {
+            name: KEEP if value is msgspec.UNSET else value
+            for name, value in msgspec.structs.asdict(data).items()
+        }
+        campaign = await campaigns.update_campaign(db, campaign_id, CampaignChanges(**changes))
         return CampaignOut.of(campaign)
 
     @get(

@@ -20,6 +20,7 @@ from api.pages.employee import EmployeePages
 from api.pages.errors import exception_handlers
 from api.pages.incidents import IncidentPages
 from api.pages.members import MemberPages
+from api.pages.notifications import AdminMessagePages, ChannelPages, ContactPage, MessagePages
 from api.pages.products import ProductPages
 from api.pages.reports import Co2eFactorPages, ReportPages
 from api.pages.shopping import ShoppingPages
@@ -56,6 +57,10 @@ def create_pages_router(csrf: CSRFConfig) -> Router:
             Co2eFactorPages,
             SummaryPages,
             PlatformSummaryPages,
+            ChannelPages,
+            MessagePages,
+            AdminMessagePages,
+            ContactPage,
         ],
         exception_handlers=exception_handlers(DOMAIN_ERRORS),
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],

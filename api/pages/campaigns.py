@@ -22,6 +22,7 @@ from catalog.paging import MAX_LIMIT
 from exchange import campaigns
 from exchange.categories import CATEGORIES, Unit
 from exchange.errors import CampaignOverlap, InvalidInput, NotFound
+from exchange.expiry import expires_at
 
 
 def parse_day(typed: str) -> date | None:
@@ -71,6 +72,7 @@ class CampaignPages(Controller):
             },
             errors=errors or {},
             last_day=lambda campaign: campaign.ends_at - timedelta(seconds=1),
+            expires_at=expires_at,
         )
 
     @get("/")
@@ -90,6 +92,7 @@ class CampaignPages(Controller):
                 "policy",
                 "daily_cap_points",
                 "department_id",
+                "points_expire_days",
             )
         }
         values["cartridges_remanufactured"] = text(form, "cartridges_remanufactured", 1)
@@ -102,6 +105,9 @@ class CampaignPages(Controller):
         cap = values["daily_cap_points"]
         if whole_number(cap) is None:
             errors["daily_cap_points"] = _("Enter a whole number of points.")
+        expire_days = whole_number(values["points_expire_days"])
+        if values["points_expire_days"] and expire_days is None:
+            errors["points_expire_days"] = campaign_rule(request, "points_expire_days")
         if not errors and first and last:
             try:
                 async with savepoint(db):
@@ -115,6 +121,7 @@ class CampaignPages(Controller):
                             daily_cap_points=whole_number(cap) or 0,
                             department_id=values["department_id"] or None,
                             cartridges_remanufactured=bool(values["cartridges_remanufactured"]),
+                            points_expire_days=expire_days,
                         ),
                         request.user.user_id,
                     )
@@ -176,11 +183,15 @@ class CampaignPages(Controller):
             saved=saved,
             changed=changed,
             last_day=last_day,
+            expires_at=expires_at(campaign),
             settings=settings
             or {
                 "last_day": local_time(last_day, "%Y-%m-%d"),
                 "policy": campaign.policy,
                 "daily_cap_points": str(campaign.daily_cap_points),
+                "points_expire_days": ""
+                if campaign.points_expire_days is None
+                else str(campaign.points_expire_days),
             },
             setting_errors=setting_errors or {},
         )
@@ -193,15 +204,27 @@ class CampaignPages(Controller):
         _ = translator(request).gettext
         form = await request.form()
         settings = {
-            name: text(form, name, 100) for name in ("last_day", "policy", "daily_cap_points")
+            name: text(form, name, 100)
+            for name in ("last_day", "policy", "daily_cap_points", "points_expire_days")
         }
         errors: dict[str, str] = {}
         last = parse_day(settings["last_day"])
         cap = whole_number(settings["daily_cap_points"])
+        expire_days = whole_number(settings["points_expire_days"])
         if last is None:
             errors["last_day"] = _("Enter a date.")
         if cap is None:
             errors["daily_cap_points"] = _("Enter a whole number of points.")
+        if settings["points_expire_days"] and expire_days is None:
+            errors["points_expire_days"] = campaign_rule(request, "points_expire_days")
+        current = await campaigns.get_campaign(db, campaign_id)
+        # Days typed: they replace an exact time set through the API. Empty: never, unless an
+        # exact time is set (the page shows it and leaves it). Unchanged: left as it is.
+        expiry: dict[str, Any] = {}
+        if expire_days is not None and expire_days != current.points_expire_days:
+            expiry = {"points_expire_days": expire_days, "points_expire_at": None}
+        elif expire_days is None and current.points_expire_days is not None:
+            expiry = {"points_expire_days": None}
         if not errors and last is not None:
             try:
                 async with savepoint(db):
@@ -212,10 +235,13 @@ class CampaignPages(Controller):
                             ends_at=day_start(last + timedelta(days=1)),
                             policy=settings["policy"],
                             daily_cap_points=cap,
+                            **expiry,
                         ),
                     )
             except InvalidInput as error:
-                field = {"ends_at": "last_day"}.get(error.field, error.field)
+                field = {"ends_at": "last_day", "points_expire_at": "points_expire_days"}.get(
+                    error.field, error.field
+                )
                 errors[field] = campaign_rule(request, field)
             except CampaignOverlap:
                 errors["last_day"] = _("This window overlaps another campaign of the same scope.")
@@ -263,4 +289,8 @@ def campaign_rule(request: Request[Any, Any, Any], field: str) -> str:
         "first_day": _("Enter a date."),
         "policy": _("Choose how drop-offs are confirmed."),
         "daily_cap_points": _("Enter a whole number of points, 1 to 1,000,000."),
+        "points_expire_days": _(
+            "A whole number of days, 0 to 3,650; the points of a campaign can no longer change "
+            "their expiry once they have expired."
+        ),
     }.get(field, _("Please check what you entered and try again."))

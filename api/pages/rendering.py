@@ -53,6 +53,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/home", _("My points")),
             NavLink("/catalog", _("Products")),
             NavLink("/orders", _("My orders")),
+            NavLink("/me/notifications", _("Notifications")),
         ]
     if identity.has(Role.coordinator):
         links += [
@@ -65,6 +66,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/coord/dashboard", _("Today")),
             NavLink("/coord/report", _("Report")),
             NavLink("/coord/summary", _("Summary")),
+            NavLink("/coord/messages", _("Messages")),
         ]
     if identity.has(Role.auditor):
         links += [
@@ -80,6 +82,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/admin/report", _("Platform report")),
             NavLink("/admin/summary", _("Platform summary")),
             NavLink("/admin/co2e-factors", _("CO2e factors")),
+            NavLink("/admin/messages", _("Messages")),
         ]
     return links
 

@@ -68,6 +68,8 @@ def browser_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         log_format="json",
         log_level="WARNING",
         public_base_url=f"http://127.0.0.1:{_free_port()}",
+        # No notification worker: nothing a test sets up may be posted to a real platform.
+        notify_interval_seconds=3600,
     )
 
 

@@ -10,6 +10,7 @@ from api import i18n
 ROOT = Path(__file__).parent.parent.parent
 METHODS = [
     ("api/pages/**.py", "python"),
+    ("exchange/notify/texts.py", "python"),  # the notifications' text
     ("api/templates/**.html", "jinja2"),
 ]
 OPTIONS = {"api/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
