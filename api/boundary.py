@@ -5,6 +5,8 @@
   files are checked by whoever reads them (CSV in `catalog.members`).
 - A JSON body nests at most MAX_JSON_DEPTH deep (deeper would exhaust the decoder's recursion)
   and carries no integer past 64 bits (PostgreSQL's BIGINT).
+- A query parameter the route takes once is refused when sent several times (Litestar would
+  silently keep one of the values).
 - A route that takes JSON answers 415 to a body declared as anything else.
 - A JSON body is decoded strictly against the handler's type: `"1"` is not an integer. Litestar
   converts every parameter leniently, which query strings need and JSON bodies do not.
@@ -19,9 +21,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.enums import RequestEncodingType
+from litestar.enums import ParamType, RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.params import BodyKwarg
+from litestar.params import BodyKwarg, ParameterKwarg
 from litestar.utils.scope.state import ScopeState
 
 from catalog.text import unstorable_character
@@ -46,6 +48,7 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
     errors = [_text_error("path", request.scope["path"], "path")]
     for name, value in request.query_params.multi_items():
         errors += [_text_error(name, name, "query"), _text_error(name, value, "query")]
+    errors += _repeated(request)
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     media_type = request.content_type[0]
     if (
@@ -69,6 +72,28 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
         raise ValidationException(
             detail=f"Validation failed for {request.method} {request.url.path}", extra=found
         )
+
+
+def _repeated(request: Request[Any, Any, Any]) -> list[dict[str, Any] | None]:
+    """Query parameters the route takes as one value but that were sent more than once."""
+    query = request.query_params
+    repeated = {name for name in query if len(query.getall(name)) > 1}
+    if not repeated:
+        return []
+    errors: list[dict[str, Any] | None] = []
+    for name, parameter in request.route_handler.parsed_fn_signature.parameters.items():
+        kwarg = parameter.kwarg_definition
+        if isinstance(kwarg, ParameterKwarg):
+            if kwarg.param_type != ParamType.QUERY or kwarg.header or kwarg.cookie:
+                continue
+            key = kwarg.name or kwarg.query or name
+        elif kwarg is None:
+            key = name  # a plain parameter is a query parameter
+        else:
+            continue
+        if key in repeated and not parameter.is_non_string_collection:
+            errors.append(_error(key, "given more than once; send it once", "query"))
+    return errors
 
 
 def _decode_json(

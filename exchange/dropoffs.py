@@ -136,9 +136,14 @@ class Logged:
     replayed: bool  # True: the idempotency key was seen before; this is the original
 
 
-def _dropoff(row: Any) -> Dropoff:
+def _dropoff(row: Any, *, to_change: bool = False) -> Dropoff:
+    """A drop-off from a row of either driver. Unless the caller will change it, built with
+    model_construct: the values come from the database, and a table model's __init__
+    (SQLAlchemy's instrumentation, which setting an attribute needs) costs ten times as much,
+    a tenth of a drop-off's server CPU."""
     mapping = row._mapping if hasattr(row, "_mapping") else row
-    return Dropoff(**{column.name: mapping[column.name] for column in D.columns})
+    values = {column.name: mapping[column.name] for column in D.columns}
+    return Dropoff(**values) if to_change else Dropoff.model_construct(**values)
 
 
 async def _points_today(
@@ -375,7 +380,7 @@ async def _pending_for_decision(
     ).one_or_none()
     if row is None:
         raise NotFound(f"No drop-off {dropoff_id!r}.")
-    dropoff = _dropoff(row)
+    dropoff = _dropoff(row, to_change=True)
     if dropoff.status != DropoffStatus.pending:
         raise InvalidTransition(
             f"The drop-off is {dropoff.status}; only pending drop-offs can be {action}.",

@@ -143,16 +143,19 @@ class Placed:
     replayed: bool
 
 
-def order_of(row: Any) -> Order:
+def order_of(row: Any, *, to_change: bool = False) -> Order:
+    """An order from a row of either driver (model_construct unless the caller will change
+    it: see dropoffs._dropoff)."""
     mapping = row._mapping if hasattr(row, "_mapping") else row
-    return Order(**{column.name: mapping[column.name] for column in O.columns})
+    values = {column.name: mapping[column.name] for column in O.columns}
+    return Order(**values) if to_change else Order.model_construct(**values)
 
 
 async def locked_order(conn: AsyncConnection, department_id: str, order_id: str) -> Order | None:
     """The order with its row locked: concurrent resolutions of one order take turns."""
     params = {"department_id": department_id, "order_id": order_id}
     row = (await conn.execute(_LOCK, params)).one_or_none()
-    return None if row is None else order_of(row)
+    return None if row is None else order_of(row, to_change=True)
 
 
 async def resolve(conn: AsyncConnection, order: Order) -> Order:

@@ -32,7 +32,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from catalog.models import Department, User, utcnow
+from catalog.identity import Identity
+from catalog.models import Department, Role, User, utcnow
 from exchange import reports
 from exchange.categories import Unit
 from exchange.errors import NotFound
@@ -42,6 +43,16 @@ from exchange.notify.models import Delivery, DeliveryState, Kind, Message
 from exchange.notify.outbox import fan_out
 from exchange.notify.robots import Outcome
 from exchange.notify.sealing import SealBroken, SecretBox
+
+# The worker reads a department's figures as the platform does: read-only, every department.
+READER = Identity(
+    user_id="exchange:notify",
+    username="exchange:notify",
+    display_name="notifications",
+    department_id=None,
+    department_status=None,
+    roles=frozenset({Role.auditor}),
+)
 
 # httpx logs every request's URL at INFO: a robot's URL carries its token.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -143,7 +154,7 @@ async def facts_of(session: AsyncSession, message: Message, language: str) -> di
         }
     if kind == Kind.daily_figures:
         day = datetime.fromisoformat(message.reference).date()
-        totals = await reports.day_totals(session, message.department_id, day)
+        totals = await reports.day_totals(session, READER, message.department_id, day)
         paper = sum(c.quantity for c in totals.categories if c.unit == Unit.gram)
         return {
             "department": department.name,

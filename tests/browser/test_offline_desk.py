@@ -25,7 +25,7 @@ class Api:
         self.playwright = playwright
         self.server = server
         self.contexts: list[APIRequestContext] = []
-        self.coordinator = self.signed_in("coord-a", "demo-pass")
+        self.coordinator = self.signed_in("coord-b", "demo-pass")
         self.department = self.coordinator.get("/api/me").json()["department"]["id"]
         self.auditor = self.signed_in("auditor", "demo-pass")
 
@@ -49,7 +49,8 @@ class Api:
         return answer.json()
 
     def new_order(self) -> dict[str, Any]:
-        """A new employee of department A earns 150 points and orders 手工酱干 (100)."""
+        """A new employee of department B earns 150 points and orders 糯玉米 (120). Department B:
+        the journey tests give department A a campaign of its own that rates no phones."""
         username = f"desk-{secrets.token_hex(3)}"
         base = f"/api/departments/{self.department}"
         member = {
@@ -65,8 +66,8 @@ class Api:
         dropoff = {"station_code": station, "category": "phone", "quantity": 1}
         self.call(employee, "POST", "/api/dropoffs", data=dropoff, headers=key)
         products = self.call(employee, "GET", f"{base}/products")["items"]
-        sauce = next(p for p in products if p["name"] == "手工酱干")
-        wanted = {"product_id": sauce["id"], "quantity": 1}
+        product = next(p for p in products if p["name"] == "糯玉米")
+        wanted = {"product_id": product["id"], "quantity": 1}
         key = {"Idempotency-Key": str(uuid.uuid4())}
         placed = self.call(employee, "POST", "/api/orders", data=wanted, headers=key)
         return placed | {"employee": employee, "employee_name": username}
@@ -100,7 +101,7 @@ def api(playwright: Playwright, server: str) -> Iterator[Api]:
 def open_desk(page: Page, name: str = "") -> None:
     """Sign in at the desk while online and wait until it could go offline: the service
     worker controls the page and the desk holds its copy of the bundle."""
-    sign_in(page, "coord-a", next="/coord/pickup")
+    sign_in(page, "coord-b", next="/coord/pickup")
     if name:
         page.get_by_text("本核销台名称").click()
         page.get_by_label("名称", exact=True).fill(name)
@@ -174,7 +175,7 @@ def test_three_hand_overs_offline_survive_a_reload_and_post_once_when_back_onlin
         expect(handed).to_contain_text("请在职工的订单页面上核对商品")
         # A fourth, typed: handed over offline with what to hand and to whom.
         hand_over_typed(desk, fourth["pickup_url"])
-        expect(handed).to_contain_text("手工酱干 × 1")
+        expect(handed).to_contain_text("糯玉米 × 1")
         expect(handed).to_contain_text(f"领取人：职工{fourth['employee_name'][-3:]}")
         expect(handed).to_contain_text("网络恢复后自动上传")
         expect(status).to_have_attribute("data-queued", "5")
@@ -282,7 +283,7 @@ def test_a_desk_whose_sign_in_ran_out_keeps_handing_over_and_sends_once_signed_i
     expect(result).to_contain_text("本核销台已于")
     assert api.entries(second["id"]) == ["pending"]
 
-    sign_in(desk, "coord-a", next="/coord/pickup")
+    sign_in(desk, "coord-b", next="/coord/pickup")
     expect(status).to_have_attribute("data-queued", "0")
     assert api.entries(second["id"]) == ["pending", "post"]
 

@@ -82,6 +82,20 @@ async def test_a_nul_in_a_path_segment_or_a_query_parameter_is_refused(
         assert assert_refused(response)["errors"][0]["field"] == name
 
 
+async def test_a_query_parameter_taken_once_but_sent_twice_is_refused(
+    client: Client, world: World
+) -> None:
+    """Litestar would keep one of the values without a word; the request is refused instead."""
+    for path in ("/api/campaigns?after=a&after=b", "/api/campaigns?limit=5&limit=6"):
+        response = await client.get(path, headers=world.headers["emp-a"])
+        assert assert_refused(response)["errors"][0]["field"] in {"after", "limit"}
+    entries = f"/api/departments/{world.dept_a}/ledger/entries"
+    response = await client.get(f"{entries}?from=2026-01-01T00:00:00Z&from=2026-01-02T00:00:00Z",
+                                headers=world.headers["auditor"])  # fmt: skip
+    assert assert_refused(response)["errors"][0]["field"] == "from"
+    assert (await client.get(f"{entries}?limit=5", headers=world.headers["auditor"])).is_success
+
+
 async def test_a_nul_in_an_anonymous_department_application_is_refused(
     client: Client, world: World
 ) -> None:

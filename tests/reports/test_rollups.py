@@ -317,7 +317,7 @@ async def test_the_migration_backfills_the_rollups_from_the_rows_already_there(
     await step(shop, session_factory, ("pickup", 1, 1, 5))
     await engine.dispose()  # the migration runs on connections of its own
     config = db.alembic_config(database_url)
-    await asyncio.to_thread(command.downgrade, config, "0007")
+    await asyncio.to_thread(command.downgrade, config, "0008")  # the revision before 0009
     await asyncio.to_thread(command.upgrade, config, "head")
     async with engine.connect() as conn:
         stored = (await conn.exec_driver_sql("SELECT count(*) FROM report_dropoff_days")).scalar()

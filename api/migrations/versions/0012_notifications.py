@@ -228,11 +228,13 @@ def downgrade() -> None:
     op.drop_table("notification_deliveries")
     op.drop_table("notification_messages")
     op.drop_table("notification_channels")
-    with op.batch_alter_table("campaigns") as batch:
+    # recreate="never": SQLite (3.35+) drops the columns in place; recreating `campaigns`
+    # would drop a table that drop-offs reference while foreign keys are enforced.
+    with op.batch_alter_table("campaigns", recreate="never") as batch:
         batch.drop_column("expiry_done_at")
         batch.drop_column("expiry_reminded_at")
         batch.drop_column("points_expire_days")
         batch.drop_column("points_expire_at")
-    with op.batch_alter_table("users") as batch:
+    with op.batch_alter_table("users", recreate="never") as batch:
         batch.drop_column("email_opt_out")
         batch.drop_column("email")
