@@ -5,8 +5,8 @@
   files are checked by whoever reads them (CSV in `catalog.members`).
 - A JSON body nests at most MAX_JSON_DEPTH deep (deeper would exhaust the decoder's recursion)
   and carries no integer past 64 bits (PostgreSQL's BIGINT).
-- A query parameter the route takes once is refused when sent several times (Litestar would
-  silently keep one of the values).
+- An API route refuses a query parameter it does not take, and one it takes once but that was
+  sent several times (Litestar would silently ignore the one and keep one value of the other).
 - A route that takes JSON answers 415 to a body declared as anything else.
 - A JSON body is decoded strictly against the handler's type: `"1"` is not an integer. Litestar
   converts every parameter leniently, which query strings need and JSON bodies do not.
@@ -21,9 +21,9 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.enums import ParamType, RequestEncodingType
+from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.params import BodyKwarg, ParameterKwarg
+from litestar.params import BodyKwarg
 from litestar.utils.scope.state import ScopeState
 
 from catalog.text import unstorable_character
@@ -48,7 +48,7 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
     errors = [_text_error("path", request.scope["path"], "path")]
     for name, value in request.query_params.multi_items():
         errors += [_text_error(name, name, "query"), _text_error(name, value, "query")]
-    errors += _repeated(request)
+    errors += _query_errors(request)
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     media_type = request.content_type[0]
     if (
@@ -74,25 +74,37 @@ async def check_input(request: Request[Any, Any, Any]) -> None:
         )
 
 
-def _repeated(request: Request[Any, Any, Any]) -> list[dict[str, Any] | None]:
-    """Query parameters the route takes as one value but that were sent more than once."""
+# Per route handler: its query parameters (its dependencies' included) and whether each
+# takes several values; read from the kwargs model Litestar built for the route.
+_QUERY: dict[Any, dict[str, bool]] = {}
+
+
+def _query_parameters(request: Request[Any, Any, Any]) -> dict[str, bool]:
+    handler = request.route_handler
+    if handler not in _QUERY:
+        for route in request.app.routes:
+            for known, kwargs_model in getattr(route, "route_handler_map", {}).values():
+                _QUERY[known] = {
+                    p.field_alias: p.is_sequence for p in kwargs_model.expected_query_params
+                }
+    return _QUERY.get(handler, {})
+
+
+def _query_errors(request: Request[Any, Any, Any]) -> list[dict[str, Any] | None]:
+    """An API route refuses a query parameter it does not take (a client's typo would
+    otherwise be ignored without a word), and one it takes once but that was sent several
+    times (Litestar would keep one of the values)."""
     query = request.query_params
-    repeated = {name for name in query if len(query.getall(name)) > 1}
-    if not repeated:
+    if not query:
         return []
+    taken = _query_parameters(request)
     errors: list[dict[str, Any] | None] = []
-    for name, parameter in request.route_handler.parsed_fn_signature.parameters.items():
-        kwarg = parameter.kwarg_definition
-        if isinstance(kwarg, ParameterKwarg):
-            if kwarg.param_type != ParamType.QUERY or kwarg.header or kwarg.cookie:
-                continue
-            key = kwarg.name or kwarg.query or name
-        elif kwarg is None:
-            key = name  # a plain parameter is a query parameter
-        else:
-            continue
-        if key in repeated and not parameter.is_non_string_collection:
-            errors.append(_error(key, "given more than once; send it once", "query"))
+    for name in query:
+        if name not in taken:
+            if request.url.path.startswith("/api/"):
+                errors.append(_error(name, "not a parameter of this route", "query"))
+        elif not taken[name] and len(query.getall(name)) > 1:
+            errors.append(_error(name, "given more than once; send it once", "query"))
     return errors
 
 

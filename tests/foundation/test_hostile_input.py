@@ -82,7 +82,7 @@ async def test_a_nul_in_a_path_segment_or_a_query_parameter_is_refused(
         assert assert_refused(response)["errors"][0]["field"] == name
 
 
-async def test_a_query_parameter_taken_once_but_sent_twice_is_refused(
+async def test_a_query_parameter_unknown_or_taken_once_but_sent_twice_is_refused(
     client: Client, world: World
 ) -> None:
     """Litestar would keep one of the values without a word; the request is refused instead."""
@@ -94,6 +94,8 @@ async def test_a_query_parameter_taken_once_but_sent_twice_is_refused(
                                 headers=world.headers["auditor"])  # fmt: skip
     assert assert_refused(response)["errors"][0]["field"] == "from"
     assert (await client.get(f"{entries}?limit=5", headers=world.headers["auditor"])).is_success
+    response = await client.get(f"{entries}?limt=5", headers=world.headers["auditor"])
+    assert assert_refused(response)["errors"][0]["field"] == "limt"  # a typo, not ignored
 
 
 async def test_a_nul_in_an_anonymous_department_application_is_refused(

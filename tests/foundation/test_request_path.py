@@ -94,7 +94,8 @@ async def test_a_token_is_verified_once_then_remembered_but_never_past_its_expir
     verifier: TokenVerifier = client.app.state.token_verifier
     token = verifier(headers["Authorization"].removeprefix("Bearer "))
     # The remembered token stops working the moment it expires, without being decoded again.
-    verifier.clock = lambda: token.exp.timestamp()
+    # (monkeypatched: the app, its verifier with it, serves this worker's later tests too)
+    monkeypatch.setattr(verifier, "clock", lambda: token.exp.timestamp())
     response = await client.get("/api/me", headers=headers)
     assert response.status_code == 401
     assert response.json()["title"] == "Not signed in"

@@ -3,6 +3,7 @@ stored secrets never come back (not in answers, not in logs), and bad input is a
 on both databases."""
 
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -44,11 +45,22 @@ def assert_no_secret(text: str) -> None:
 
 
 @pytest.fixture
-def logged(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], str]]:
+def logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], str]]:
     """What was logged so far: structlog's events and the standard library's records
-    (uvicorn, httpx, ...) at every level."""
+    (uvicorn, httpx, ...) at every level.
+
+    The project's module-level loggers are cached on first use (api/logging.py), and the app
+    is shared by the tests of a worker, so each is swapped for a fresh one that structlog's
+    capture sees."""
     caplog.set_level(logging.DEBUG)
     with structlog.testing.capture_logs() as events:
+        for name, module in list(sys.modules.items()):
+            if name.split(".")[0] in ("api", "exchange") and isinstance(
+                getattr(module, "log", None), type(structlog.get_logger())
+            ):
+                monkeypatch.setattr(module, "log", structlog.get_logger())
         yield lambda: "\n".join(
             [repr(event) for event in events]
             + [f"{r.name} {r.levelname} {r.getMessage()}" for r in caplog.records]
