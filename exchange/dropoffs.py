@@ -217,11 +217,9 @@ async def _log_in_one_call(db: Db, r: _NewDropoff) -> Any:
     kind = CATEGORIES.get(r.category_code)
     if kind is None or not kind.accepts(r.quantity, r.unit):
         return None  # the Python path names what is wrong, in the documented order
-    if (pg := await one_call.driver(db)) is None:
-        return None
     earning = points.earning(r.caller.user_id)
     return await one_call.call(
-        pg, _LOG_CALL, r.department_id, r.caller.user_id, r.id, r.key, r.request_hash,
+        db, _LOG_CALL, r.department_id, r.caller.user_id, r.id, r.key, r.request_hash,
         r.station_code.strip().lower(), kind.code, kind.unit.value, r.quantity, kind.per, r.now,
         campaigns.local_day(r.now), to_us(r.now), USER_DROPOFF_LOCK, earning["debit"],
         earning["credit"], *earning["open_with"], r.ledger_key, points.dropoff_reference(r.id),
@@ -418,10 +416,8 @@ async def _decided_as_logged(
     now: datetime,
 ) -> Dropoff | None:
     """The decision as one server-side call, where it can be; None: take the Python path."""
-    if (pg := await one_call.driver(db)) is None:
-        return None
     row = await one_call.call(
-        pg, _DECIDE_CALL, department_id, dropoff_id, actor_id, kind, reason, now, to_us(now),
+        db, _DECIDE_CALL, department_id, dropoff_id, actor_id, kind, reason, now, to_us(now),
         f"dropoff:{dropoff_id}:{kind}",  # the Python path's keys: ...:post, ...:void
     )  # fmt: skip
     return None if row is None else _dropoff(row)

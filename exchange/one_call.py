@@ -24,19 +24,16 @@ from ledger.db import Db
 DECLINED = "CE001"  # raised by exchange_decline(): not a plain write
 
 
-async def driver(db: Db) -> asyncpg.Connection | None:
-    """The asyncpg connection, when ``db`` is a PostgreSQL connection outside a transaction."""
-    if (
+async def call(db: Db, statement: str, *args: Any) -> asyncpg.Record | None:
+    """The row the function wrote; None if ``db`` cannot take the call (not a PostgreSQL
+    connection outside a transaction) or the function declined: take the Python path."""
+    if not (
         isinstance(db, AsyncConnection)
         and db.dialect.name == "postgresql"
         and not db.in_transaction()
     ):
-        return (await db.get_raw_connection()).driver_connection
-    return None
-
-
-async def call(pg: asyncpg.Connection, statement: str, *args: Any) -> asyncpg.Record | None:
-    """The row the function wrote, or None if it declined."""
+        return None
+    pg: asyncpg.Connection = (await db.get_raw_connection()).driver_connection
     try:
         return await pg.fetchrow(statement, *args)
     except asyncpg.PostgresError as error:

@@ -229,11 +229,11 @@ async def place_order(
 
 async def _place_in_one_call(db: Db, r: _NewOrder) -> Any:
     """The order as one server-side call, where it can be; None: take the Python path."""
-    if not 1 <= r.quantity <= MAX_QUANTITY or (pg := await one_call.driver(db)) is None:
+    if not 1 <= r.quantity <= MAX_QUANTITY:
         return None
     spending = points.spending(r.caller.user_id)
     return await one_call.call(
-        pg, _PLACE_CALL, r.department_id, r.caller.user_id, r.id, r.key, r.request_hash,
+        db, _PLACE_CALL, r.department_id, r.caller.user_id, r.id, r.key, r.request_hash,
         r.product_id, r.quantity, r.jti, r.kid, r.now, r.expires_at, to_us(r.now),
         spending["debit"], spending["credit"], *spending["open_with"], r.ledger_key,
         points.order_reference(r.id),
@@ -399,14 +399,13 @@ async def cancel_order(
     """Cancel a reserved order: its owner or one of their department's coordinators."""
     department_id = department_of(caller, "Orders")
     now = now or utcnow()
-    if pg := await one_call.driver(db):
-        owner = None if caller.has(Role.coordinator) else caller.user_id
-        row = await one_call.call(
-            pg, RESOLVE_CALL, department_id, order_id, caller.user_id, transfers.VOID, None,
-            owner, now, to_us(now), f"order:{order_id}:void",
-        )  # fmt: skip
-        if row is not None:
-            return order_of(row)
+    owner = None if caller.has(Role.coordinator) else caller.user_id
+    row = await one_call.call(
+        db, RESOLVE_CALL, department_id, order_id, caller.user_id, transfers.VOID, None, owner,
+        now, to_us(now), f"order:{order_id}:void",
+    )  # fmt: skip
+    if row is not None:
+        return order_of(row)
     async with one_call.transaction(db) as conn:
         order = await locked_order(conn, department_id, order_id)
         # The owner and their department's coordinators see an order; nobody else.

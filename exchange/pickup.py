@@ -150,13 +150,12 @@ async def redeem(
             "This token is for another department's order; it can only be redeemed at that "
             "department's pickup desk."
         )
-    if pg := await one_call.driver(db):
-        row = await one_call.call(
-            pg, RESOLVE_CALL, claims.department_id, claims.order_id, coordinator_id,
-            transfers.POST, claims.jti, None, now, to_us(now), f"order:{claims.order_id}:post",
-        )  # fmt: skip
-        if row is not None:
-            return order_of(row)
+    row = await one_call.call(
+        db, RESOLVE_CALL, claims.department_id, claims.order_id, coordinator_id, transfers.POST,
+        claims.jti, None, now, to_us(now), f"order:{claims.order_id}:post",
+    )  # fmt: skip
+    if row is not None:
+        return order_of(row)
     async with one_call.transaction(db) as conn:
         # The row lock makes concurrent scans of one token take turns: the second one sees
         # the order already fulfilled.
