@@ -34,6 +34,7 @@ from api.controllers.notifications import NotificationController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
+from api.controllers.receipts import ReceiptController
 from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OrderController,
             DeskController,
             LedgerController,
+            ReceiptController,
             ReportController,
             SummaryController,
             NotificationController,

@@ -284,6 +284,65 @@ def ledger_sweep() -> None:
     click.echo(f"expired {orders} order(s), voided {pendings} pending transfer(s)")
 
 
+@main.group(name="receipt")
+def receipt_group() -> None:
+    """Receipts: an employee's proof that the log holds an entry of their account."""
+
+
+@receipt_group.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--jwks",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JWKS JSON of the published public keys (GET /api/keys)",
+)
+def receipt_verify(file: Path, jwks: Path) -> None:
+    """Verify a receipt offline (format: ledger/README.md); exit 0 only if it holds."""
+    import json
+
+    from api.i18n import translations
+    from exchange.receipts import describe
+    from ledger.receipts import check_receipt
+    from ledger.signing import KeyRing
+
+    try:
+        receipt = json.loads(file.read_bytes())
+        keys = KeyRing.from_jwks(json.loads(jwks.read_bytes()))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        click.echo(f"FAILED: cannot read the receipt or the keys: {error}")
+        raise SystemExit(1) from None
+    check = check_receipt(receipt, keys)
+    entry, head = check.entry, check.head
+    what = "the receipt"
+    if entry is not None:
+        what = f"entry {entry['seq']} of department {entry['ledger_id']}"
+    if not check.ok:
+        click.echo(f"FAILED: {what} is not proven")
+        for problem in check.problems:
+            click.echo(f"  - {problem}")
+        raise SystemExit(1)
+    assert entry is not None and head is not None
+    account = receipt.get("account", "")
+    click.echo(f"OK: {what} is in the department's signed log")
+    for language in ("zh", "en"):
+        click.echo(f"  {describe(entry, account, translations(language))}")
+    click.echo(
+        f"  - the entry's bytes hash to leaf {entry['seq'] - 1}, and its audit path of "
+        f"{len(receipt['inclusion_proof']['audit_path'])} hashes leads to root "
+        f"{head.root_hash.hex()}"
+    )
+    click.echo(
+        f"  - that root, of the log's first {head.tree_size} entries, is signed with Ed25519 "
+        f"by key {head.key_id} of {jwks.name} at {receipt['tree_head']['timestamp']}"
+    )
+    click.echo(
+        "  This proves the service committed to a log whose entry "
+        f"{entry['seq']} is exactly these bytes; a consistency proof from this head to any "
+        "later one shows it was never taken back or changed."
+    )
+
+
 @main.group(name="reports")
 def reports_group() -> None:
     """Report rollups: the counters reports are read from."""
