@@ -244,8 +244,11 @@ class LedgerController(Controller):
 
     @get(
         "/proofs/consistency",
-        guards=AUDITORS,
+        guards=MEMBERS,
         summary="Proof that the log of size `second` extends the log of size `first` (RFC 9162)",
+        description="Members too: an employee's browser checks that the head it verified on "
+        "an earlier visit is a prefix of today's, so a log rewritten since, or shown "
+        "differently to different people, is caught.",
     )
     async def consistency(
         self,

@@ -184,7 +184,6 @@ class AuditPages(Controller):
                 "tree_size": proof.tree_size,
                 "path": [node.hex() for node in proof.path],
                 "root_hash": head.root_hash.hex(),
-                "timestamp_us": head.timestamp_us,
                 "head": head.to_json(),
             },
             from_us=from_us,

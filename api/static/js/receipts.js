@@ -1,0 +1,89 @@
+// My receipts, checked by the employee's own browser (ledger/README.md, "Receipts"): each
+// receipt's entry bytes, audit path and signed head, as `exchange receipt verify` does; and
+// the log itself: the newest head this browser verified, kept per department, must be a
+// prefix of today's head (RFC 9162 consistency proof), or the log was rewritten or forked.
+import { consistent, headSignature, hex, leafHash, rootFromPath, unhex } from "/static/js/merkle.js";
+
+const FORMAT = "cloud-exchange/receipt/v1";
+const receipts = JSON.parse(document.getElementById("receipts-data").textContent);
+const logCheck = document.getElementById("log-check");
+
+const unbase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+
+// Why a receipt fails, or null when it holds (the reasons of ledger/receipts.py).
+async function problemOf(receipt) {
+  if (receipt.format !== FORMAT) return "format";
+  if (receipt.pending) return "pending";
+  const bytes = unbase64(receipt.entry);
+  const entry = JSON.parse(new TextDecoder().decode(bytes));
+  const head = receipt.tree_head;
+  const proof = receipt.inclusion_proof;
+  if (entry.seq !== receipt.seq || entry.ledger_id !== receipt.ledger_id) return "entry";
+  if (head.ledger_id !== entry.ledger_id) return "department";
+  if (proof.tree_size !== head.tree_size || entry.seq > head.tree_size) return "tree";
+  const root = await rootFromPath(entry.seq - 1, head.tree_size, await leafHash(bytes), proof.audit_path.map(unhex));
+  if (root === null || hex(root) !== head.root_hash) return "root";
+  const signature = await headSignature(head);
+  return signature === "valid" ? null : signature;
+}
+
+async function checkReceipts() {
+  for (const receipt of receipts) {
+    const badge = document.querySelector(`li[data-seq="${receipt.seq}"] .receipt-check`);
+    if (!badge) continue;
+    let problem;
+    try {
+      problem = await problemOf(receipt);
+    } catch {
+      problem = "malformed";
+    }
+    if (problem === "pending") continue;
+    badge.classList.remove("pending");
+    badge.classList.add(problem ? "bad" : "ok");
+    badge.dataset.verified = problem ? "no" : "yes";
+    if (problem) badge.dataset.problem = problem;
+    badge.textContent = problem ? badge.dataset.bad : badge.dataset.ok;
+  }
+}
+
+function say(kind, message, sizes = {}) {
+  logCheck.className = `notice ${kind}`;
+  logCheck.dataset.state = message;
+  logCheck.textContent = logCheck.dataset[message].replace("{old}", sizes.old ?? "").replace("{size}", sizes.size ?? "");
+}
+
+async function checkLog() {
+  const ledger = logCheck.dataset.ledger;
+  if (!ledger) return;
+  say("info", "checking");
+  const base = `/api/departments/${encodeURIComponent(ledger)}/ledger`;
+  const response = await fetch(`${base}/tree-head`, { cache: "no-store" });
+  if (!response.ok) throw new Error(`tree head: ${response.status}`);
+  const head = await response.json();
+  if (head.ledger_id !== ledger || (await headSignature(head)) !== "valid") return say("error", "badHead");
+  const key = `exchange.verified-head.${ledger}`;
+  const kept = JSON.parse(localStorage.getItem(key) || "null");
+  const sizes = { old: kept?.tree_size, size: head.tree_size };
+  if (kept && kept.tree_size > 0) {
+    let grew;
+    if (kept.tree_size > head.tree_size) {
+      grew = false; // a log never shrinks
+    } else if (kept.tree_size === head.tree_size) {
+      grew = kept.root_hash === head.root_hash;
+    } else {
+      const proof = await fetch(`${base}/proofs/consistency?first=${kept.tree_size}&second=${head.tree_size}`, { cache: "no-store" });
+      if (!proof.ok) throw new Error(`consistency proof: ${proof.status}`);
+      const path = (await proof.json()).consistency_path.map(unhex);
+      grew = await consistent(kept.tree_size, head.tree_size, unhex(kept.root_hash), unhex(head.root_hash), path);
+    }
+    // On a failure the old head stays: the warning shows on every visit until someone acts.
+    if (!grew) return say("error", "fork", sizes);
+    say("ok", "ok", sizes);
+  } else if (head.tree_size > 0) {
+    say("info", "first", sizes);
+  }
+  if (head.tree_size > 0) localStorage.setItem(key, JSON.stringify(head));
+}
+
+checkReceipts();
+checkLog().catch(() => say("warn", "error"));
