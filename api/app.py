@@ -39,6 +39,7 @@ from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.controllers.summaries import SummaryController
+from api.controllers.witness import WitnessController
 from api.jobs import job_runners
 from api.logging import RequestLog, structlog_plugin
 from api.metrics import MetricsController
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DeskController,
             LedgerController,
             ReceiptController,
+            WitnessController,
             ReportController,
             SummaryController,
             NotificationController,

@@ -343,6 +343,108 @@ def receipt_verify(file: Path, jwks: Path) -> None:
     )
 
 
+@main.group(name="witness")
+def witness_group() -> None:
+    """A witness: an outside party's process that co-signs every department's tree heads
+    after checking each extends the last it co-signed (README, "Running a witness")."""
+
+
+def _witness_key_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--key",
+        "key_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("witness-key.pem"),
+        show_default=True,
+        help="the witness's Ed25519 private key (PEM); generated if missing",
+    )(function)
+
+
+@witness_group.command("key")
+@_witness_key_option
+def witness_key(key_path: Path) -> None:
+    """Print the witness's public key, for the platform operator to register."""
+    from api.witness import load_or_create_key, public_key_text
+
+    key = load_or_create_key(key_path)
+    click.echo(f"key id {key.kid}\npublic key {public_key_text(key)}")
+
+
+@witness_group.command("run")
+@click.option("--url", required=True, help="the service, e.g. https://exchange.example.cn")
+@_witness_key_option
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("witness-state.json"),
+    show_default=True,
+    help="the last head co-signed per department, and the forks seen",
+)
+@click.option("--interval", type=click.FloatRange(min=0.05), default=5.0, show_default=True)
+@click.option("--once", is_flag=True, help="one round; exit 1 if any department is refused")
+def witness_run(url: str, key_path: Path, state_path: Path, interval: float, once: bool) -> None:
+    """Poll every department's newest head, check it, co-sign it, submit the cosignature."""
+    import sys
+    import time
+
+    import httpx
+    import structlog
+
+    from api.witness import State, Witness, load_or_create_key
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    log = structlog.get_logger("exchange.witness")
+    key = load_or_create_key(key_path)
+    log.info("witness started", key_id=key.kid, url=url)
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        witness = Witness(client, key, State.load(state_path))
+        while True:
+            try:
+                done = witness.poll()
+            except httpx.HTTPError as error:  # the service restarting, or the network
+                log.warning("service unreachable; trying again", error=str(error))
+                done = None
+            if once:
+                raise SystemExit(0 if done is not None and not done.refused else 1)
+            time.sleep(interval)
+
+
+@witness_group.command("register")
+@click.argument("name")
+@click.argument("public_key")
+def witness_register(name: str, public_key: str) -> None:
+    """The operator's side: let the witness NAME with PUBLIC_KEY (from `exchange witness
+    key`) co-sign this service's heads."""
+    from ledger.errors import LedgerError
+    from ledger.signing import b64url_decode
+    from ledger.witness import register_witness
+
+    try:
+        raw = b64url_decode(public_key)
+        if len(raw) != 32:
+            raise ValueError("not 32 bytes")
+    except ValueError as error:
+        raise click.BadParameter(f"not a base64url Ed25519 public key: {error}") from None
+
+    async def run(session_factory: async_sessionmaker[AsyncSession]) -> str:
+        async with db.transaction(session_factory) as session:
+            return await register_witness(session, name, raw)
+
+    try:
+        kid = asyncio.run(_with_sessions(Settings(), run))
+    except LedgerError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"witness {name} registered, key id {kid}")
+
+
 @main.group(name="reports")
 def reports_group() -> None:
     """Report rollups: the counters reports are read from."""

@@ -96,7 +96,7 @@ async def test_my_receipts_are_newest_first_in_words_and_pending_until_a_head_co
     assert second["next"] is None
     for receipt in first["items"] + second["items"]:
         assert receipt["format"] == FORMAT and not receipt["pending"]
-        assert receipt["tree_head"] == head.json()
+        assert receipt["tree_head"] == {k: v for k, v in head.json().items() if k != "cosignatures"}
         check = check_receipt(receipt, keys)
         assert check.ok, check.problems
         assert check.entry is not None and check.entry["seq"] == receipt["seq"]
