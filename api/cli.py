@@ -1,4 +1,9 @@
-"""The `exchange` command: serve, migrate, demo data, user administration."""
+"""The `exchange` command: serve, migrate, demo data, user administration.
+
+Each command imports what it needs when it runs: `exchange receipt verify`, run by anyone
+on their own machine, then starts in a fraction of the time the service's imports take."""
+
+from __future__ import annotations
 
 import asyncio
 import getpass
@@ -6,16 +11,15 @@ import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import uvicorn
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import db
-from api.settings import Settings
-from catalog.errors import CatalogError
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from api.settings import Settings
 
 T = TypeVar("T")
 
@@ -54,6 +58,8 @@ def serve(host: str, port: int, workers: int | None, server: str) -> None:
     requests in flight. On SQLite all workers share the one database file, whose writes
     take turns: more workers add throughput to reads and request handling, not to writes.
     """
+    from api.settings import Settings
+
     settings = prepare(Settings())
     run_server("api.app:create_app", settings, host, port, workers or os.cpu_count() or 1, server)
 
@@ -61,6 +67,8 @@ def serve(host: str, port: int, workers: int | None, server: str) -> None:
 def prepare(settings: Settings) -> Settings:
     """Once, before any worker starts: they would otherwise race to create the schema, the
     JWT secret and the signing keys."""
+    from api import db
+
     settings.ensure_data_dir()
     db.upgrade(settings.database_url)
     settings.jwt_signing_secret  # noqa: B018
@@ -74,6 +82,8 @@ def run_server(
     """Serve the ASGI app that `app_factory` ("module:function") makes, in `workers`
     processes (one: in this process). bench/raw_dropoffs.py is served by this too, so that a
     benchmark compares the service and its baseline on the same server software."""
+    import uvicorn
+
     if server == "granian":
         from granian.constants import Interfaces
         from granian.server import Server
@@ -128,6 +138,9 @@ def db_group() -> None:
 @db_group.command()
 def upgrade() -> None:
     """Apply every pending migration."""
+    from api import db
+    from api.settings import Settings
+
     settings = Settings()
     settings.ensure_data_dir()
     db.upgrade(settings.database_url)
@@ -141,6 +154,7 @@ def demo(host: str, port: int) -> None:
     """Create the demo data set (idempotent), print its accounts, and serve exactly as
     `exchange serve --workers 1` does."""
     from api.demo import DEMO_PASSWORD, seed_demo
+    from api.settings import Settings
 
     settings = prepare(Settings())
     accounts = asyncio.run(_with_sessions(settings, lambda f: seed_demo(f, settings)))
@@ -174,6 +188,9 @@ def create_user(
     password: str | None,
 ) -> None:
     """Create a user, e.g. the first platform admin."""
+    from api import db
+    from api.settings import Settings
+    from catalog.errors import CatalogError
     from catalog.identity import create_user as create
 
     password = password or getpass.getpass("Password: ")
@@ -206,6 +223,8 @@ def unlock_user(username: str) -> None:
     """Lift a sign-in lockout, e.g. a platform admin's (coordinators unlock their members)."""
     from sqlmodel import select
 
+    from api import db
+    from api.settings import Settings
     from catalog import lockout
     from catalog.models import User
 
@@ -225,6 +244,8 @@ def unlock_user(username: str) -> None:
 async def _with_sessions(
     settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
+    from api import db
+
     engine = db.create_engine(settings.database_url, settings.db_timeouts)
     try:
         return await work(db.create_session_factory(engine))
@@ -277,6 +298,7 @@ def ledger_verify(
 @ledger_group.command("sweep")
 def ledger_sweep() -> None:
     """Expire overdue orders and void expired pending transfers now."""
+    from api.settings import Settings
     from api.sweep import sweep_once
 
     settings = Settings()
@@ -297,12 +319,19 @@ def receipt_group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JWKS JSON of the published public keys (GET /api/keys)",
 )
-def receipt_verify(file: Path, jwks: Path) -> None:
+@click.option(
+    "--language",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="what happened, in this language (zh loads the service's catalog: slower to start)",
+)
+def receipt_verify(file: Path, jwks: Path, language: str) -> None:
     """Verify a receipt offline (format: ledger/README.md); exit 0 only if it holds."""
+    import gettext
     import json
 
-    from api.i18n import translations
-    from exchange.receipts import describe
+    from exchange.receipt_words import describe
     from ledger.receipts import check_receipt
     from ledger.signing import KeyRing
 
@@ -325,8 +354,13 @@ def receipt_verify(file: Path, jwks: Path) -> None:
     assert entry is not None and head is not None
     account = receipt.get("account", "")
     click.echo(f"OK: {what} is in the department's signed log")
-    for language in ("zh", "en"):
-        click.echo(f"  {describe(entry, account, translations(language))}")
+    if language == "en":  # the message ids are the English text
+        words = gettext.NullTranslations()
+    else:
+        from api.i18n import translations
+
+        words = translations(language)
+    click.echo(f"  {describe(entry, account, words)}")
     click.echo(
         f"  - the entry's bytes hash to leaf {entry['seq'] - 1}, and its audit path of "
         f"{len(receipt['inclusion_proof']['audit_path'])} hashes leads to root "
@@ -423,6 +457,8 @@ def witness_run(url: str, key_path: Path, state_path: Path, interval: float, onc
 def witness_register(name: str, public_key: str) -> None:
     """The operator's side: let the witness NAME with PUBLIC_KEY (from `exchange witness
     key`) co-sign this service's heads."""
+    from api import db
+    from api.settings import Settings
     from ledger.errors import LedgerError
     from ledger.signing import b64url_decode
     from ledger.witness import register_witness
@@ -451,6 +487,8 @@ def reports_group() -> None:
 
 
 async def _on_connection(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from api import db
+
     engine = db.create_engine(settings.database_url)
     try:
         async with engine.begin() as conn:
@@ -462,6 +500,7 @@ async def _on_connection(settings: Settings, work: Callable[[Any], Awaitable[T]]
 @reports_group.command("check")
 def reports_check() -> None:
     """Recompute every rollup from the raw rows; exit 1 on any difference."""
+    from api.settings import Settings
     from exchange.reports import rollups
 
     differences = asyncio.run(_on_connection(Settings(), rollups.check))
@@ -476,6 +515,7 @@ def reports_check() -> None:
 @reports_group.command("rebuild")
 def reports_rebuild() -> None:
     """Fill every rollup again from the raw rows (after `check` found a difference)."""
+    from api.settings import Settings
     from exchange.reports import rollups
 
     asyncio.run(_on_connection(Settings(), rollups.rebuild))
@@ -490,6 +530,9 @@ def backup(path: Path) -> None:
     On PostgreSQL it prints how to use pg_dump instead. Keep the data directory's keys/ and
     jwt_secret beside the copy: the database alone does not hold them.
     """
+    from api import db
+    from api.settings import Settings
+
     settings = Settings()
     if not settings.is_sqlite:
         from sqlalchemy import make_url
@@ -523,6 +566,8 @@ def rotate_keys() -> None:
 
     Running instances load the keys when they start: restart them after a rotation.
     """
+    from api.settings import Settings
+
     settings = Settings()
     settings.ensure_data_dir()
     key = settings.keyring.rotate()

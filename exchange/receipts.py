@@ -4,22 +4,17 @@ log holds it (ledger/receipts.py), and what it means in words.
 Only the account's owner reads them here: an entry of anyone else's account answers like a
 missing one. Auditors read any entry through the ledger's own routes.
 
-The words are English gettext message ids, translated by the service's one catalog
-(api/locale); the caller passes the catalog of each language it wants.
+What a receipt says happened, in words: exchange/receipt_words.py.
 """
-
-import gettext
-from collections.abc import Mapping
-from typing import Any
 
 from catalog.identity import Identity
 from exchange.errors import NotFound
-from exchange.expiry import EXPIRY
 from exchange.points import user_account
 from ledger import queries
 from ledger.db import Db
 from ledger.errors import LedgerNotFound, TransferNotFound
-from ledger.receipts import Receipt, complete_receipt, receipts
+from ledger.proofs import complete_receipt, receipts
+from ledger.receipts import Receipt
 from ledger.signing import KeyRing
 
 
@@ -56,35 +51,3 @@ async def my_receipt(db: Db, caller: Identity, seq: int, keys: KeyRing) -> Recei
     if account not in (entry.debit_account, entry.credit_account):
         raise NotFound("No such receipt.")
     return await complete_receipt(db, entry, keys)
-
-
-def describe(entry: Mapping[str, Any], account: str, translations: gettext.NullTranslations) -> str:
-    """What ``entry`` (its canonical JSON object) did to ``account``, in plain words."""
-    _ = translations.gettext
-    kind, reference, points = entry["kind"], entry["reference"], {"points": entry["amount"]}
-    credited = entry["credit_account"] == account
-    if kind == "reversal":
-        return _("Correction of entry %(ref)d: %(points)d points") % {
-            "ref": entry["ref_seq"],
-            **points,
-        }
-    if reference.startswith("dropoff:") and credited:
-        text = {
-            "direct": _("Drop-off credited: %(points)d points"),
-            "pending": _("Drop-off recorded, waiting for a coordinator: %(points)d points pending"),
-            "post": _("Drop-off confirmed: %(points)d points credited"),
-            "void": _("Drop-off rejected: %(points)d pending points withdrawn"),
-        }.get(kind)
-    elif reference.startswith("order:") and not credited:
-        text = {
-            "pending": _("Order placed: %(points)d points held"),
-            "post": _("Order picked up: %(points)d points spent"),
-            "void": _("Order cancelled or expired: %(points)d held points released"),
-        }.get(kind)
-    elif entry["credit_account"] == EXPIRY and not credited:
-        text = _("Points expired: %(points)d points")
-    else:
-        text = None
-    if text is None:
-        text = _("%(points)d points credited") if credited else _("%(points)d points debited")
-    return text % points

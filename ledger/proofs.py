@@ -7,7 +7,7 @@ always get what they asked for, never a proof over entries the tree does not hol
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import integration, merkle
 from ledger.db import Db, connection_of
-from ledger.encoding import MAX_INT, to_us
+from ledger.encoding import MAX_INT, Entry, to_us
 from ledger.errors import LedgerNotFound, TreeSizeOutOfRange
 from ledger.models import LedgerHead, LedgerMerkleNode
+from ledger.receipts import Receipt
 from ledger.signing import KeyRing
 from ledger.transfers import utcnow
 from ledger.treehead import TreeHead, sign_tree_head
@@ -214,3 +215,29 @@ async def consistency_proof(
     ranges = merkle.consistency_ranges(first, size)
     nodes = await fetch_nodes(conn, ledger_id, merkle.nodes_for(ranges))
     return ConsistencyProof(ledger_id, first, size, merkle.proof_from_nodes(ranges, nodes))
+
+
+async def receipts(db: Db, ledger_id: str, entries: Sequence[Entry]) -> list[Receipt]:
+    """Receipts of ``entries`` against the newest signed head: one query for the head, one
+    (a few, for a long page) for every audit path. Entries past the head are pending."""
+    conn = await connection_of(db)
+    head = await integration.newest_head(conn, ledger_id)
+    covered = [e.seq for e in entries if head is not None and e.seq <= head.tree_size]
+    found = {}
+    if covered and head is not None:
+        found = await inclusion_proofs(conn, ledger_id, covered, head.tree_size)
+    return [
+        Receipt(e, head, found[e.seq]) if e.seq in found else Receipt(e, None, None)
+        for e in entries
+    ]
+
+
+async def complete_receipt(db: Db, entry: Entry, keys: KeyRing) -> Receipt:
+    """The receipt of ``entry``, never pending: integrates and signs first if the newest head
+    does not cover it yet, as a request for a tree head does."""
+    conn = await connection_of(db)
+    head = await integration.newest_head(conn, entry.ledger_id)
+    if head is None or head.tree_size < entry.seq:
+        head = await tree_head(conn, entry.ledger_id, keys)
+    proof = await inclusion_proof(conn, entry.ledger_id, entry.seq, head.tree_size)
+    return Receipt(entry, head, proof)

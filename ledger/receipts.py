@@ -4,7 +4,9 @@ account it touches to keep and check without the service (ledger/README.md, "Rec
 A receipt is the entry's canonical bytes, a signed tree head and the RFC 9162 audit path
 from the entry's leaf to that head's root. An entry written since the newest signed head is
 *pending*: the receipt says so and carries no head or proof until the integrator signs one
-(within about a second, ledger/integration.py).
+(within about a second, ledger/integration.py). They are made from the database in
+ledger/proofs.py; this module holds nothing that needs one, so an offline verifier imports
+only it, the Merkle arithmetic and the head's signature.
 """
 
 from __future__ import annotations
@@ -12,17 +14,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger import integration, merkle, proofs
-from ledger.db import Db, connection_of
+from ledger import merkle
 from ledger.encoding import Entry, encode_entry
 from ledger.errors import UnknownKey
-from ledger.proofs import InclusionProof
-from ledger.signing import KeyRing, PublicKeySet
+from ledger.signing import PublicKeySet
 from ledger.treehead import TreeHead
+
+if TYPE_CHECKING:
+    from ledger.proofs import InclusionProof
 
 FORMAT = "cloud-exchange/receipt/v1"
 
@@ -53,32 +56,6 @@ class Receipt:
                 "audit_path": [h.hex() for h in self.proof.path],
             },
         }
-
-
-async def receipts(db: Db, ledger_id: str, entries: Sequence[Entry]) -> list[Receipt]:
-    """Receipts of ``entries`` against the newest signed head: one query for the head, one
-    (a few, for a long page) for every audit path. Entries past the head are pending."""
-    conn = await connection_of(db)
-    head = await integration.newest_head(conn, ledger_id)
-    covered = [e.seq for e in entries if head is not None and e.seq <= head.tree_size]
-    found = {}
-    if covered and head is not None:
-        found = await proofs.inclusion_proofs(conn, ledger_id, covered, head.tree_size)
-    return [
-        Receipt(e, head, found[e.seq]) if e.seq in found else Receipt(e, None, None)
-        for e in entries
-    ]
-
-
-async def complete_receipt(db: Db, entry: Entry, keys: KeyRing) -> Receipt:
-    """The receipt of ``entry``, never pending: integrates and signs first if the newest head
-    does not cover it yet, as a request for a tree head does."""
-    conn = await connection_of(db)
-    head = await integration.newest_head(conn, entry.ledger_id)
-    if head is None or head.tree_size < entry.seq:
-        head = await proofs.tree_head(conn, entry.ledger_id, keys)
-    proof = await proofs.inclusion_proof(conn, entry.ledger_id, entry.seq, head.tree_size)
-    return Receipt(entry, head, proof)
 
 
 # --- checking a receipt without the service -----------------------------------------------

@@ -18,6 +18,7 @@ from catalog.identity import Identity
 from catalog.models import Role
 from exchange import receipts
 from exchange.points import user_account
+from exchange.receipt_words import describe
 from ledger.encoding import entry_object
 from ledger.receipts import Receipt
 
@@ -52,7 +53,7 @@ def receipt_document(receipt: Receipt, account: str) -> dict[str, Any]:
     """The receipt v1 document, with the entry told in every receipt language."""
     entry = entry_object(receipt.entry)
     words = {
-        tag: receipts.describe(entry, account, translations(language))
+        tag: describe(entry, account, translations(language))
         for tag, language in RECEIPT_LANGUAGES.items()
     }
     return receipt.to_json(account, words)

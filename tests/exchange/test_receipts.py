@@ -58,11 +58,13 @@ async def jwks(client: Client) -> KeyRing:
     return KeyRing.from_jwks((await client.get("/api/keys")).json())
 
 
-def cli_verify(tmp_path: Path, receipt: dict[str, Any], jwks: dict[str, Any]) -> tuple[int, str]:
+def cli_verify(
+    tmp_path: Path, receipt: dict[str, Any], jwks: dict[str, Any], *options: str
+) -> tuple[int, str]:
     """`exchange receipt verify` on the receipt, as an employee runs it: files, no service."""
     (tmp_path / "receipt.json").write_text(json.dumps(receipt, ensure_ascii=False))
     (tmp_path / "keys.json").write_text(json.dumps(jwks))
-    args = ["receipt", "verify", str(tmp_path / "receipt.json"), "--jwks"]
+    args = ["receipt", "verify", str(tmp_path / "receipt.json"), *options, "--jwks"]
     result = CliRunner().invoke(cli, [*args, str(tmp_path / "keys.json")])
     return result.exit_code, result.output
 
@@ -117,8 +119,11 @@ async def test_one_receipt_is_completed_on_demand_and_verifies_with_the_cli(
     code, output = cli_verify(tmp_path, receipt, (await client.get("/api/keys")).json())
     assert code == 0, output
     assert output.startswith(f"OK: entry {receipt['seq']} of department {world.dept_a} is in")
-    assert "订单已取消或过期：60 冻结积分已退回" in output
+    assert "Order cancelled or expired: 60 held points released" in output
     assert f"of the log's first {receipt['tree_head']['tree_size']} entries" in output
+    keys = (await client.get("/api/keys")).json()
+    code, output = cli_verify(tmp_path, receipt, keys, "--language", "zh")
+    assert code == 0 and "订单已取消或过期：60 冻结积分已退回" in output, output
 
 
 async def test_another_employees_receipt_is_not_found_and_a_coordinator_sees_only_their_own(

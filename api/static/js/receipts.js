@@ -2,30 +2,11 @@
 // receipt's entry bytes, audit path and signed head, as `exchange receipt verify` does; and
 // the log itself: the newest head this browser verified, kept per department, must be a
 // prefix of today's head (RFC 9162 consistency proof), or the log was rewritten or forked.
-import { consistent, headSignature, hex, leafHash, rootFromPath, unhex } from "/static/js/merkle.js";
+import { consistent, headSignature, unhex } from "/static/js/merkle.js";
+import { receiptProblem } from "/static/js/receipt.js";
 
-const FORMAT = "cloud-exchange/receipt/v1";
 const receipts = JSON.parse(document.getElementById("receipts-data").textContent);
 const logCheck = document.getElementById("log-check");
-
-const unbase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
-
-// Why a receipt fails, or null when it holds (the reasons of ledger/receipts.py).
-async function problemOf(receipt) {
-  if (receipt.format !== FORMAT) return "format";
-  if (receipt.pending) return "pending";
-  const bytes = unbase64(receipt.entry);
-  const entry = JSON.parse(new TextDecoder().decode(bytes));
-  const head = receipt.tree_head;
-  const proof = receipt.inclusion_proof;
-  if (entry.seq !== receipt.seq || entry.ledger_id !== receipt.ledger_id) return "entry";
-  if (head.ledger_id !== entry.ledger_id) return "department";
-  if (proof.tree_size !== head.tree_size || entry.seq > head.tree_size) return "tree";
-  const root = await rootFromPath(entry.seq - 1, head.tree_size, await leafHash(bytes), proof.audit_path.map(unhex));
-  if (root === null || hex(root) !== head.root_hash) return "root";
-  const signature = await headSignature(head);
-  return signature === "valid" ? null : signature;
-}
 
 async function checkReceipts() {
   for (const receipt of receipts) {
@@ -33,7 +14,7 @@ async function checkReceipts() {
     if (!badge) continue;
     let problem;
     try {
-      problem = await problemOf(receipt);
+      problem = await receiptProblem(receipt);
     } catch {
       problem = "malformed";
     }
