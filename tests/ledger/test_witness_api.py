@@ -2,15 +2,19 @@
 and served with the head; anything else is refused with the reason."""
 
 import asyncio
+import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alembic import command
+from click.testing import CliRunner
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
+from api.cli import main as cli
 from api.db import transaction
 from ledger import transfer
 from ledger.signing import SigningKey, raw_public
@@ -130,3 +134,25 @@ async def test_the_witness_migration_downgrades_and_upgrades_again(
     async with engine.connect() as conn:
         tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
     assert {"ledger_witnesses", "ledger_cosignatures"} <= set(tables)
+
+
+def test_a_witness_makes_its_key_and_the_operator_registers_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"EXCHANGE_DATABASE_URL": database_url, "EXCHANGE_DATA_DIR": str(tmp_path / "data")}
+    key_path = tmp_path / "witness" / "key.pem"
+    made = CliRunner().invoke(cli, ["witness", "key", "--key", str(key_path)])
+    assert made.exit_code == 0, made.output
+    assert oct(key_path.stat().st_mode & 0o777) == "0o600"
+    kid, public = (line.split()[-1] for line in made.output.splitlines())
+    again = CliRunner().invoke(cli, ["witness", "key", "--key", str(key_path)])
+    assert again.output == made.output  # the same key, kept
+    register = ["witness", "register", "观察员"]
+    for _ in range(2):  # registering the same witness again changes nothing
+        done = CliRunner().invoke(cli, [*register, public], env=env)
+        assert done.exit_code == 0 and kid in done.output, done.output
+    other = raw_public(SigningKey.generate().public_key)
+    taken = CliRunner().invoke(cli, [*register, base64.urlsafe_b64encode(other).decode()], env=env)
+    assert taken.exit_code == 1 and "registered already" in taken.output
+    bad = CliRunner().invoke(cli, [*register, "not-a-key"], env=env)
+    assert bad.exit_code == 2 and "not a base64url Ed25519 public key" in bad.output
