@@ -443,7 +443,7 @@ def witness_run(url: str, key_path: Path, state_path: Path, interval: float, onc
         while True:
             try:
                 done = witness.poll()
-            except httpx.HTTPError as error:  # the service restarting, or the network
+            except (httpx.HTTPError, ValueError) as error:  # restarting, the network, not JSON
                 log.warning("service unreachable; trying again", error=str(error))
                 done = None
             if once:

@@ -109,39 +109,49 @@ class Witness:
         keys = KeyRing.from_jwks(self._get("/api/keys"))
         done = Poll()
         for shown in self._heads():
-            ledger_id = shown["ledger_id"]
-            if ledger_id in self.state.forks:
-                fork = self.state.forks[ledger_id]
-                log.error("fork: not co-signing this log", ledger_id=ledger_id, **fork)
-                done.refused.append(ledger_id)
-                continue
-            refusal = self._check(shown, keys)
-            if refusal == "stale":
-                continue
-            if refusal is not None:
-                done.refused.append(ledger_id)
-                continue
-            if any(c["key_id"] == self.key.kid for c in shown["cosignatures"]):
-                self._remember(shown)
-                continue
-            cosignature = cosign(self.key, TreeHead.from_json(shown)).to_json()
-            response = self.client.post(
-                f"/api/departments/{ledger_id}/ledger/tree-head/cosignatures",
-                json={k: cosignature[k] for k in COSIGNATURE_FIELDS},
-            )
-            if response.status_code != 201:
-                log.error(
-                    "cosignature refused by the service",
-                    ledger_id=ledger_id,
-                    status=response.status_code,
-                    detail=response.text[:500],
-                )
-                done.refused.append(ledger_id)
-                continue
-            self._remember(shown)
-            log.info("co-signed", ledger_id=ledger_id, tree_size=shown["tree_size"])
-            done.cosigned.append(ledger_id)
+            try:
+                outcome = self._visit(shown, keys)
+            except (KeyError, TypeError, ValueError) as error:  # not what the service sends
+                shown_text = str(shown)[:500]
+                log.error("malformed head from the service", head=shown_text, error=repr(error))
+                outcome = "refused"
+            if outcome == "cosigned":
+                done.cosigned.append(str(shown.get("ledger_id")))
+            elif outcome == "refused":
+                done.refused.append(str(shown.get("ledger_id")))
         return done
+
+    def _visit(self, shown: dict[str, Any], keys: PublicKeySet) -> str:
+        """ "cosigned", "refused", or "kept" (co-signed before, or older: nothing to do)."""
+        ledger_id = shown["ledger_id"]
+        if ledger_id in self.state.forks:
+            fork = self.state.forks[ledger_id]
+            log.error("fork: not co-signing this log", ledger_id=ledger_id, **fork)
+            return "refused"
+        refusal = self._check(shown, keys)
+        if refusal == "stale":
+            return "kept"
+        if refusal is not None:
+            return "refused"
+        if any(c["key_id"] == self.key.kid for c in shown["cosignatures"]):
+            self._remember(shown)
+            return "kept"
+        cosignature = cosign(self.key, TreeHead.from_json(shown)).to_json()
+        response = self.client.post(
+            f"/api/departments/{ledger_id}/ledger/tree-head/cosignatures",
+            json={k: cosignature[k] for k in COSIGNATURE_FIELDS},
+        )
+        if response.status_code != 201:
+            log.error(
+                "cosignature refused by the service",
+                ledger_id=ledger_id,
+                status=response.status_code,
+                detail=response.text[:500],
+            )
+            return "refused"
+        self._remember(shown)
+        log.info("co-signed", ledger_id=ledger_id, tree_size=shown["tree_size"])
+        return "cosigned"
 
     def _remember(self, shown: dict[str, Any]) -> None:
         head = {k: shown[k] for k in HEAD_FIELDS}
