@@ -34,10 +34,12 @@ from api.controllers.notifications import NotificationController
 from api.controllers.ops import OpsController
 from api.controllers.orders import OrderController
 from api.controllers.products import ProductController
+from api.controllers.receipts import ReceiptController
 from api.controllers.refusals import document_refusals
 from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.controllers.summaries import SummaryController
+from api.controllers.witness import WitnessController
 from api.jobs import job_runners
 from api.logging import RequestLog, structlog_plugin
 from api.metrics import MetricsController
@@ -125,6 +127,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OrderController,
             DeskController,
             LedgerController,
+            ReceiptController,
+            WitnessController,
             ReportController,
             SummaryController,
             NotificationController,

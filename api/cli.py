@@ -1,4 +1,9 @@
-"""The `exchange` command: serve, migrate, demo data, user administration."""
+"""The `exchange` command: serve, migrate, demo data, user administration.
+
+Each command imports what it needs when it runs: `exchange receipt verify`, run by anyone
+on their own machine, then starts in a fraction of the time the service's imports take."""
+
+from __future__ import annotations
 
 import asyncio
 import getpass
@@ -6,16 +11,15 @@ import os
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import uvicorn
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import db
-from api.settings import Settings
-from catalog.errors import CatalogError
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from api.settings import Settings
 
 T = TypeVar("T")
 
@@ -54,6 +58,8 @@ def serve(host: str, port: int, workers: int | None, server: str) -> None:
     requests in flight. On SQLite all workers share the one database file, whose writes
     take turns: more workers add throughput to reads and request handling, not to writes.
     """
+    from api.settings import Settings
+
     settings = prepare(Settings())
     run_server("api.app:create_app", settings, host, port, workers or os.cpu_count() or 1, server)
 
@@ -61,6 +67,8 @@ def serve(host: str, port: int, workers: int | None, server: str) -> None:
 def prepare(settings: Settings) -> Settings:
     """Once, before any worker starts: they would otherwise race to create the schema, the
     JWT secret and the signing keys."""
+    from api import db
+
     settings.ensure_data_dir()
     db.upgrade(settings.database_url)
     settings.jwt_signing_secret  # noqa: B018
@@ -74,6 +82,8 @@ def run_server(
     """Serve the ASGI app that `app_factory` ("module:function") makes, in `workers`
     processes (one: in this process). bench/raw_dropoffs.py is served by this too, so that a
     benchmark compares the service and its baseline on the same server software."""
+    import uvicorn
+
     if server == "granian":
         from granian.constants import Interfaces
         from granian.server import Server
@@ -128,6 +138,9 @@ def db_group() -> None:
 @db_group.command()
 def upgrade() -> None:
     """Apply every pending migration."""
+    from api import db
+    from api.settings import Settings
+
     settings = Settings()
     settings.ensure_data_dir()
     db.upgrade(settings.database_url)
@@ -141,6 +154,7 @@ def demo(host: str, port: int) -> None:
     """Create the demo data set (idempotent), print its accounts, and serve exactly as
     `exchange serve --workers 1` does."""
     from api.demo import DEMO_PASSWORD, seed_demo
+    from api.settings import Settings
 
     settings = prepare(Settings())
     accounts = asyncio.run(_with_sessions(settings, lambda f: seed_demo(f, settings)))
@@ -174,6 +188,9 @@ def create_user(
     password: str | None,
 ) -> None:
     """Create a user, e.g. the first platform admin."""
+    from api import db
+    from api.settings import Settings
+    from catalog.errors import CatalogError
     from catalog.identity import create_user as create
 
     password = password or getpass.getpass("Password: ")
@@ -206,6 +223,8 @@ def unlock_user(username: str) -> None:
     """Lift a sign-in lockout, e.g. a platform admin's (coordinators unlock their members)."""
     from sqlmodel import select
 
+    from api import db
+    from api.settings import Settings
     from catalog import lockout
     from catalog.models import User
 
@@ -225,6 +244,8 @@ def unlock_user(username: str) -> None:
 async def _with_sessions(
     settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
+    from api import db
+
     engine = db.create_engine(settings.database_url, settings.db_timeouts)
     try:
         return await work(db.create_session_factory(engine))
@@ -277,11 +298,187 @@ def ledger_verify(
 @ledger_group.command("sweep")
 def ledger_sweep() -> None:
     """Expire overdue orders and void expired pending transfers now."""
+    from api.settings import Settings
     from api.sweep import sweep_once
 
     settings = Settings()
     orders, pendings = asyncio.run(_with_sessions(settings, sweep_once))
     click.echo(f"expired {orders} order(s), voided {pendings} pending transfer(s)")
+
+
+@main.group(name="receipt")
+def receipt_group() -> None:
+    """Receipts: an employee's proof that the log holds an entry of their account."""
+
+
+@receipt_group.command("verify")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--jwks",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="JWKS JSON of the published public keys (GET /api/keys)",
+)
+@click.option(
+    "--language",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="what happened, in this language (zh loads the service's catalog: slower to start)",
+)
+def receipt_verify(file: Path, jwks: Path, language: str) -> None:
+    """Verify a receipt offline (format: ledger/README.md); exit 0 only if it holds."""
+    import gettext
+    import json
+
+    from exchange.receipt_words import describe
+    from ledger.receipts import check_receipt
+    from ledger.signing import KeyRing
+
+    try:
+        receipt = json.loads(file.read_bytes())
+        keys = KeyRing.from_jwks(json.loads(jwks.read_bytes()))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        click.echo(f"FAILED: cannot read the receipt or the keys: {error}")
+        raise SystemExit(1) from None
+    check = check_receipt(receipt, keys)
+    entry, head = check.entry, check.head
+    what = "the receipt"
+    if entry is not None:
+        what = f"entry {entry['seq']} of department {entry['ledger_id']}"
+    if not check.ok:
+        click.echo(f"FAILED: {what} is not proven")
+        for problem in check.problems:
+            click.echo(f"  - {problem}")
+        raise SystemExit(1)
+    assert entry is not None and head is not None
+    account = receipt.get("account", "")
+    click.echo(f"OK: {what} is in the department's signed log")
+    if language == "en":  # the message ids are the English text
+        words = gettext.NullTranslations()
+    else:
+        from api.i18n import translations
+
+        words = translations(language)
+    click.echo(f"  {describe(entry, account, words)}")
+    click.echo(
+        f"  - the entry's bytes hash to leaf {entry['seq'] - 1}, and its audit path of "
+        f"{len(receipt['inclusion_proof']['audit_path'])} hashes leads to root "
+        f"{head.root_hash.hex()}"
+    )
+    click.echo(
+        f"  - that root, of the log's first {head.tree_size} entries, is signed with Ed25519 "
+        f"by key {head.key_id} of {jwks.name} at {receipt['tree_head']['timestamp']}"
+    )
+    click.echo(
+        "  This proves the service committed to a log whose entry "
+        f"{entry['seq']} is exactly these bytes; a consistency proof from this head to any "
+        "later one shows it was never taken back or changed."
+    )
+
+
+@main.group(name="witness")
+def witness_group() -> None:
+    """A witness: an outside party's process that co-signs every department's tree heads
+    after checking each extends the last it co-signed (README, "Running a witness")."""
+
+
+def _witness_key_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--key",
+        "key_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=Path("witness-key.pem"),
+        show_default=True,
+        help="the witness's Ed25519 private key (PEM); generated if missing",
+    )(function)
+
+
+@witness_group.command("key")
+@_witness_key_option
+def witness_key(key_path: Path) -> None:
+    """Print the witness's public key, for the platform operator to register."""
+    from api.witness import load_or_create_key, public_key_text
+
+    key = load_or_create_key(key_path)
+    click.echo(f"key id {key.kid}\npublic key {public_key_text(key)}")
+
+
+@witness_group.command("run")
+@click.option("--url", required=True, help="the service, e.g. https://exchange.example.cn")
+@_witness_key_option
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("witness-state.json"),
+    show_default=True,
+    help="the last head co-signed per department, and the forks seen",
+)
+@click.option("--interval", type=click.FloatRange(min=0.05), default=5.0, show_default=True)
+@click.option("--once", is_flag=True, help="one round; exit 1 if any department is refused")
+def witness_run(url: str, key_path: Path, state_path: Path, interval: float, once: bool) -> None:
+    """Poll every department's newest head, check it, co-sign it, submit the cosignature."""
+    import sys
+    import time
+
+    import httpx
+    import structlog
+
+    from api.witness import State, Witness, load_or_create_key
+
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    log = structlog.get_logger("exchange.witness")
+    key = load_or_create_key(key_path)
+    log.info("witness started", key_id=key.kid, url=url)
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        witness = Witness(client, key, State.load(state_path))
+        while True:
+            try:
+                done = witness.poll()
+            except (httpx.HTTPError, ValueError) as error:  # restarting, the network, not JSON
+                log.warning("service unreachable; trying again", error=str(error))
+                done = None
+            if once:
+                raise SystemExit(0 if done is not None and not done.refused else 1)
+            time.sleep(interval)
+
+
+@witness_group.command("register")
+@click.argument("name")
+@click.argument("public_key")
+def witness_register(name: str, public_key: str) -> None:
+    """The operator's side: let the witness NAME with PUBLIC_KEY (from `exchange witness
+    key`) co-sign this service's heads."""
+    from api import db
+    from api.settings import Settings
+    from ledger.errors import LedgerError
+    from ledger.signing import b64url_decode
+    from ledger.witness import register_witness
+
+    try:
+        raw = b64url_decode(public_key)
+        if len(raw) != 32:
+            raise ValueError("not 32 bytes")
+    except ValueError as error:
+        raise click.BadParameter(f"not a base64url Ed25519 public key: {error}") from None
+
+    async def run(session_factory: async_sessionmaker[AsyncSession]) -> str:
+        async with db.transaction(session_factory) as session:
+            return await register_witness(session, name, raw)
+
+    try:
+        kid = asyncio.run(_with_sessions(Settings(), run))
+    except LedgerError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"witness {name} registered, key id {kid}")
 
 
 @main.group(name="reports")
@@ -290,6 +487,8 @@ def reports_group() -> None:
 
 
 async def _on_connection(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    from api import db
+
     engine = db.create_engine(settings.database_url)
     try:
         async with engine.begin() as conn:
@@ -301,6 +500,7 @@ async def _on_connection(settings: Settings, work: Callable[[Any], Awaitable[T]]
 @reports_group.command("check")
 def reports_check() -> None:
     """Recompute every rollup from the raw rows; exit 1 on any difference."""
+    from api.settings import Settings
     from exchange.reports import rollups
 
     differences = asyncio.run(_on_connection(Settings(), rollups.check))
@@ -315,6 +515,7 @@ def reports_check() -> None:
 @reports_group.command("rebuild")
 def reports_rebuild() -> None:
     """Fill every rollup again from the raw rows (after `check` found a difference)."""
+    from api.settings import Settings
     from exchange.reports import rollups
 
     asyncio.run(_on_connection(Settings(), rollups.rebuild))
@@ -329,6 +530,9 @@ def backup(path: Path) -> None:
     On PostgreSQL it prints how to use pg_dump instead. Keep the data directory's keys/ and
     jwt_secret beside the copy: the database alone does not hold them.
     """
+    from api import db
+    from api.settings import Settings
+
     settings = Settings()
     if not settings.is_sqlite:
         from sqlalchemy import make_url
@@ -362,6 +566,8 @@ def rotate_keys() -> None:
 
     Running instances load the keys when they start: restart them after a rotation.
     """
+    from api.settings import Settings
+
     settings = Settings()
     settings.ensure_data_dir()
     key = settings.keyring.rotate()

@@ -66,6 +66,8 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (ledger_errors.UnknownKey, 404),
     (ledger_errors.InvalidRequest, 422),
     (ledger_errors.TreeSizeOutOfRange, 422),
+    (ledger_errors.UnknownWitness, 403),
+    (ledger_errors.CosignatureInvalid, 403),
     (ledger_errors.LedgerError, 409),  # every other ledger rule: a conflict with its state
 ]
 

@@ -173,3 +173,32 @@ class UnknownKey(LedgerError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.message
+
+
+class UnknownWitness(LedgerError):
+    """A cosignature names a key no witness was registered with."""
+
+    code = "ledger.unknown_witness"
+    title = "Not a registered witness"
+
+    def __init__(self, kid: str) -> None:
+        super().__init__(f"no witness is registered with key id {kid!r}")
+
+
+class CosignatureInvalid(LedgerError):
+    """A cosignature's signature does not verify under its witness's key."""
+
+    code = "ledger.cosignature_invalid"
+    title = "Cosignature does not verify"
+
+
+class HeadMismatch(LedgerError):
+    """A cosignature is of a root this log never signed at that size."""
+
+    code = "ledger.head_mismatch"
+    title = "Not a head of this log"
+
+
+class WitnessNameTaken(LedgerError):
+    code = "ledger.witness_name_taken"
+    title = "Witness name taken"

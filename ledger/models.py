@@ -18,6 +18,7 @@ REFERENCE_MAX = 256
 ACTOR_MAX = 128
 IDEMPOTENCY_KEY_MAX = 128
 KEY_ID_MAX = 32
+WITNESS_NAME_MAX = 64
 
 
 class LedgerHead(SQLModel, table=True):
@@ -54,6 +55,31 @@ class LedgerTreeHead(SQLModel, table=True):
     root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     timestamp_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     key_id: str = Field(sa_column=Column(String(KEY_ID_MAX), nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LedgerWitness(SQLModel, table=True):
+    """An outside party whose Ed25519 key may co-sign tree heads (ledger/witness.py), added by
+    the platform operator. Platform-wide: a witness watches every department's log."""
+
+    __tablename__ = "ledger_witnesses"
+
+    key_id: str = Field(sa_column=Column(String(KEY_ID_MAX), primary_key=True))
+    name: str = Field(sa_column=Column(String(WITNESS_NAME_MAX), nullable=False, unique=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    added_at_us: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LedgerCosignature(SQLModel, table=True):
+    """A witness's cosignature of a kept tree head: it checked the head extends every head it
+    co-signed before. One per witness and head, never changed once stored."""
+
+    __tablename__ = "ledger_cosignatures"
+
+    ledger_id: str = Field(sa_column=Column(String(LEDGER_ID_MAX), primary_key=True))
+    tree_size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    key_id: str = Field(sa_column=Column(String(KEY_ID_MAX), primary_key=True))
+    timestamp_us: int = Field(sa_column=Column(BigInteger, nullable=False))
     signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 

@@ -7,6 +7,7 @@ always get what they asked for, never a proof over entries the tree does not hol
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,15 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger import integration, merkle
 from ledger.db import Db, connection_of
-from ledger.encoding import MAX_INT, to_us
+from ledger.encoding import MAX_INT, Entry, to_us
 from ledger.errors import LedgerNotFound, TreeSizeOutOfRange
 from ledger.models import LedgerHead, LedgerMerkleNode
+from ledger.receipts import Receipt
 from ledger.signing import KeyRing
 from ledger.transfers import utcnow
 from ledger.treehead import TreeHead, sign_tree_head
 
 H = LedgerHead.__table__
 N = LedgerMerkleNode.__table__
+
+FETCH_CHUNK = 300  # nodes per query
 
 
 @dataclass(frozen=True)
@@ -92,21 +96,25 @@ async def _tree_of(
 async def _fetch(
     conn: AsyncConnection, ledger_id: str, wanted: set[merkle.Node]
 ) -> dict[merkle.Node, bytes]:
-    if not wanted:
-        return {}
     # One full-key equality per node, OR-ed: both databases turn that into one primary-key
-    # probe per node. (SQLite scans the whole ledger for a row-value IN list.)
-    rows = await conn.execute(
-        select(N.c.level, N.c.idx, N.c.hash).where(
-            or_(
-                *(
-                    and_(N.c.ledger_id == ledger_id, N.c.level == level, N.c.idx == idx)
-                    for level, idx in sorted(wanted)
+    # probe per node. (SQLite scans the whole ledger for a row-value IN list.) A proof needs
+    # one query; many proofs at once (a page of receipts) a few, as SQLite nests each OR
+    # one level deeper and stops at 1,000.
+    ordered = sorted(wanted)
+    found: dict[merkle.Node, bytes] = {}
+    for start in range(0, len(ordered), FETCH_CHUNK):
+        rows = await conn.execute(
+            select(N.c.level, N.c.idx, N.c.hash).where(
+                or_(
+                    *(
+                        and_(N.c.ledger_id == ledger_id, N.c.level == level, N.c.idx == idx)
+                        for level, idx in ordered[start : start + FETCH_CHUNK]
+                    )
                 )
             )
         )
-    )
-    return {(r.level, r.idx): bytes(r.hash) for r in rows}
+        found.update(((r.level, r.idx), bytes(r.hash)) for r in rows)
+    return found
 
 
 async def fetch_nodes(
@@ -180,6 +188,23 @@ async def inclusion_proof(
     )
 
 
+async def inclusion_proofs(
+    db: Db, ledger_id: str, seqs: Iterable[int], tree_size: int
+) -> dict[int, InclusionProof]:
+    """Audit paths of several entries to one integrated ``tree_size`` (a kept head's), their
+    nodes read together: a page of receipts costs one query, not one per entry."""
+    conn = await connection_of(db)
+    ranges = {seq: merkle.inclusion_ranges(seq - 1, tree_size) for seq in seqs}
+    wanted = set().union(*(merkle.nodes_for(r) | {(0, s - 1)} for s, r in ranges.items()))
+    nodes = await fetch_nodes(conn, ledger_id, wanted)
+    return {
+        seq: InclusionProof(
+            ledger_id, seq, tree_size, nodes[(0, seq - 1)], merkle.proof_from_nodes(r, nodes)
+        )
+        for seq, r in ranges.items()
+    }
+
+
 async def consistency_proof(
     db: Db, ledger_id: str, first: int, second: int | None = None
 ) -> ConsistencyProof:
@@ -190,3 +215,29 @@ async def consistency_proof(
     ranges = merkle.consistency_ranges(first, size)
     nodes = await fetch_nodes(conn, ledger_id, merkle.nodes_for(ranges))
     return ConsistencyProof(ledger_id, first, size, merkle.proof_from_nodes(ranges, nodes))
+
+
+async def receipts(db: Db, ledger_id: str, entries: Sequence[Entry]) -> list[Receipt]:
+    """Receipts of ``entries`` against the newest signed head: one query for the head, one
+    (a few, for a long page) for every audit path. Entries past the head are pending."""
+    conn = await connection_of(db)
+    head = await integration.newest_head(conn, ledger_id)
+    covered = [e.seq for e in entries if head is not None and e.seq <= head.tree_size]
+    found = {}
+    if covered and head is not None:
+        found = await inclusion_proofs(conn, ledger_id, covered, head.tree_size)
+    return [
+        Receipt(e, head, found[e.seq]) if e.seq in found else Receipt(e, None, None)
+        for e in entries
+    ]
+
+
+async def complete_receipt(db: Db, entry: Entry, keys: KeyRing) -> Receipt:
+    """The receipt of ``entry``, never pending: integrates and signs first if the newest head
+    does not cover it yet, as a request for a tree head does."""
+    conn = await connection_of(db)
+    head = await integration.newest_head(conn, entry.ledger_id)
+    if head is None or head.tree_size < entry.seq:
+        head = await tree_head(conn, entry.ledger_id, keys)
+    proof = await inclusion_proof(conn, entry.ledger_id, entry.seq, head.tree_size)
+    return Receipt(entry, head, proof)

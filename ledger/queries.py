@@ -150,15 +150,24 @@ async def list_entries(
     until: datetime | None = None,
     after: str | None = None,
     limit: int = 50,
+    newest_first: bool = False,
 ) -> Page:
-    """Entries in seq order, filtered, ``limit`` at a time; ``after`` is the previous page's
-    ``next``. ``since`` is inclusive, ``until`` exclusive."""
+    """Entries in seq order (or, ``newest_first``, the reverse), filtered, ``limit`` at a
+    time; ``after`` is the previous page's ``next``. ``since`` is inclusive, ``until``
+    exclusive."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest("limit", f"must be between 1 and {MAX_LIMIT}")
     _check_aware("from", since)
     _check_aware("to", until)
     start = parse_cursor(after)
-    conds = [E.c.ledger_id == ledger_id, E.c.seq > start]
+    conds = [E.c.ledger_id == ledger_id]
+    if newest_first:
+        order = E.c.seq.desc()
+        if start:
+            conds.append(E.c.seq < start)
+    else:
+        order = E.c.seq
+        conds.append(E.c.seq > start)
     if reference is not None:
         conds.append(E.c.reference == reference)
     if kind is not None:
@@ -168,16 +177,16 @@ async def list_entries(
     if until is not None:
         conds.append(E.c.time_us < to_us(until))
     if account is None:
-        stmt = select(E).where(*conds).order_by(E.c.seq).limit(limit + 1)
+        stmt = select(E).where(*conds).order_by(order).limit(limit + 1)
     else:
         # One index-ordered scan per side (debit, credit), merged: an OR would make the
         # database collect the account's whole history before it could sort and stop.
         sides = [
-            select(E).where(*conds, side == account).order_by(E.c.seq).limit(limit + 1)
+            select(E).where(*conds, side == account).order_by(order).limit(limit + 1)
             for side in (E.c.debit_account, E.c.credit_account)
         ]
         u = union_all(*(s.subquery().select() for s in sides)).subquery()
-        stmt = select(u).order_by(u.c.seq).limit(limit + 1)
+        stmt = select(u).order_by(u.c.seq.desc() if newest_first else u.c.seq).limit(limit + 1)
     conn = await connection_of(db)
     rows = (await conn.execute(stmt)).all()
     entries = [Entry.from_row(r) for r in rows[:limit]]

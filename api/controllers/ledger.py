@@ -23,7 +23,8 @@ from ledger import errors as E
 from ledger import merkle
 from ledger.encoding import Entry, to_us
 from ledger.transfers import utcnow
-from ledger.treehead import sign_tree_head
+from ledger.treehead import TreeHead, sign_tree_head
+from ledger.witness import Cosignature, cosignatures_of
 
 EXPORT_CHUNK = 5000  # entries per read transaction while streaming an export
 
@@ -87,6 +88,32 @@ class TreeHeadOut(msgspec.Struct):
     timestamp: str
     key_id: str
     signature: str
+
+
+class CosignatureOut(msgspec.Struct):
+    witness: str
+    key_id: str
+    timestamp: str
+    signature: str
+
+
+class WitnessedHeadOut(TreeHeadOut):
+    cosignatures: list[CosignatureOut]
+
+    @classmethod
+    def of(cls, head: TreeHead, signed: list[tuple[str, Cosignature]]) -> "WitnessedHeadOut":
+        return cls(
+            **head.to_json(),
+            cosignatures=[
+                CosignatureOut(
+                    witness=name,
+                    key_id=c.key_id,
+                    timestamp=c.to_json()["timestamp"],
+                    signature=c.to_json()["signature"],
+                )
+                for name, c in signed
+            ],
+        )
 
 
 class InclusionOut(msgspec.Struct):
@@ -198,7 +225,8 @@ class LedgerController(Controller):
         guards=MEMBERS,
         summary="A freshly signed tree head of the department's log",
         description="Ed25519 signature over the byte string documented in ledger/README.md, "
-        "with the key named by `key_id` in /api/keys. `tree_size` asks for an earlier size.",
+        "with the key named by `key_id` in /api/keys. `tree_size` asks for an earlier size. "
+        "`cosignatures`: the witnesses that co-signed this head (ledger/README.md, Witnesses).",
     )
     async def tree_head(
         self,
@@ -206,7 +234,7 @@ class LedgerController(Controller):
         db: DB,
         department_id: Dept,
         tree_size: Annotated[int | None, QueryParameter(ge=0, le=MAX_INTEGER)] = None,
-    ) -> TreeHeadOut:
+    ) -> WitnessedHeadOut:
         await _visible(db, request.user, department_id)
         keyring = request.app.state.settings.keyring
         try:
@@ -220,7 +248,7 @@ class LedgerController(Controller):
             head = sign_tree_head(
                 keyring.active, department_id, 0, merkle.EMPTY_ROOT, to_us(utcnow())
             )
-        return TreeHeadOut(**head.to_json())
+        return WitnessedHeadOut.of(head, await cosignatures_of(db, head))
 
     @get("/proofs/inclusion", guards=MEMBERS, summary="Audit path of entry `seq` (RFC 9162)")
     async def inclusion(
@@ -244,8 +272,11 @@ class LedgerController(Controller):
 
     @get(
         "/proofs/consistency",
-        guards=AUDITORS,
+        guards=MEMBERS,
         summary="Proof that the log of size `second` extends the log of size `first` (RFC 9162)",
+        description="Members too: an employee's browser checks that the head it verified on "
+        "an earlier visit is a prefix of today's, so a log rewritten since, or shown "
+        "differently to different people, is caught.",
     )
     async def consistency(
         self,

@@ -22,6 +22,7 @@ from api.pages.incidents import IncidentPages
 from api.pages.members import MemberPages
 from api.pages.notifications import AdminMessagePages, ChannelPages, ContactPage, MessagePages
 from api.pages.products import ProductPages
+from api.pages.receipts import ReceiptPages
 from api.pages.reports import Co2eFactorPages, ReportPages
 from api.pages.shopping import ShoppingPages
 from api.pages.stations import StationPages
@@ -43,6 +44,7 @@ def create_pages_router(csrf: CSRFConfig) -> Router:
             CampaignPages,
             EmployeePages,
             ShoppingPages,
+            ReceiptPages,
             MemberPages,
             StationPages,
             ProductPages,

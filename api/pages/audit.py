@@ -24,7 +24,7 @@ from catalog.identity import Identity
 from catalog.models import Department, Role
 from catalog.paging import MAX_LIMIT
 from exchange.points import ISSUANCE, REDEMPTION, user_account
-from ledger import merkle, proofs, queries
+from ledger import merkle, proofs, queries, witness
 from ledger.encoding import encode_entry, from_us
 from ledger.errors import AccountNotFound, LedgerNotFound
 
@@ -184,7 +184,6 @@ class AuditPages(Controller):
                 "tree_size": proof.tree_size,
                 "path": [node.hex() for node in proof.path],
                 "root_hash": head.root_hash.hex(),
-                "timestamp_us": head.timestamp_us,
                 "head": head.to_json(),
             },
             from_us=from_us,
@@ -239,12 +238,25 @@ class AuditPages(Controller):
                 head = await proofs.tree_head(db, chosen.id, request.app.state.settings.keyring)
             except LedgerNotFound:
                 head = None
+        # Every department's newest kept head and who co-signed it: one look tells an
+        # auditor which logs the witnesses are keeping honest.
+        names = {d.id: d.name for d in choices}
+        witnessed = [
+            w
+            for w in await witness.newest_heads(db, after=None, limit=MAX_LIMIT)
+            if w.head.ledger_id in names
+        ]
         return page(
             request,
             "audit/tree_head.html",
             title=translator(request).gettext("Signed tree head"),
             department=chosen,
             departments=choices,
+            department_names=names,
+            witnessed=witnessed,
+            cosigned_by=[name for name, _ in await witness.cosignatures_of(db, head)]
+            if head
+            else [],
             head=head,
             head_json=head.to_json() if head else None,
             verified=head.verify(request.app.state.settings.keyring) if head else False,

@@ -50,6 +50,7 @@ DESK_FILES = [
     "/static/js/pickup-token.js",
     "/static/js/desk-store.js",
     "/static/js/ed25519.js",
+    "/static/vendor/noble-ed25519.js",  # where the browser's WebCrypto lacks Ed25519
     "/static/vendor/qr-scanner.min.js",
     "/static/vendor/qr-scanner-worker.min.js",
 ]
@@ -84,10 +85,6 @@ def reasons(_: Callable[[str], str]) -> dict[str, str]:
         "UnknownKey": _(
             "This desk does not know the key this code is signed with: it is forged, or the "
             "keys changed after the desk's last update. Check it when the network is back."
-        ),
-        "NoSignatureCheck": _(
-            "This browser cannot check signatures by itself; check the code when the network "
-            "is back."
         ),
         "NoCopy": _("This desk has no offline copy yet: open it once with the network on."),
         "NotRecorded": _("This desk could not record the hand-over (its storage failed)."),

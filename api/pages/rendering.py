@@ -53,6 +53,7 @@ def navigation(request: Request[Any, Any, Any], identity: Identity | None) -> li
             NavLink("/home", _("My points")),
             NavLink("/catalog", _("Products")),
             NavLink("/orders", _("My orders")),
+            NavLink("/me/receipts", _("My receipts")),
             NavLink("/me/notifications", _("Notifications")),
         ]
     if identity.has(Role.coordinator):

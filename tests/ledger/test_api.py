@@ -176,7 +176,7 @@ async def test_tree_head_and_inclusion_proof_verify_against_the_published_keys(
     assert empty["tree_size"] == 0 and empty["root_hash"] == merkle.EMPTY_ROOT.hex()
 
 
-async def test_consistency_proof_shows_the_log_only_grew(
+async def test_consistency_proof_shows_the_log_only_grew_to_auditors_and_members(
     client: Client, world: World, books: dict
 ) -> None:
     h = world.headers["audit-a"]
@@ -192,10 +192,16 @@ async def test_consistency_proof_shows_the_log_only_grew(
         bytes.fromhex(new["root_hash"]),
         [bytes.fromhex(x) for x in c["consistency_path"]],
     )
+    # Members read it too (their browser checks the log only grew since their last visit);
+    # another department's member finds no such ledger.
     r = await client.get(
         f"{base(world)}/proofs/consistency", params={"first": 3}, headers=world.headers["emp-a"]
     )
-    assert r.status_code == 403
+    assert r.status_code == 200 and r.json() == c
+    r = await client.get(
+        f"{base(world)}/proofs/consistency", params={"first": 3}, headers=world.headers["emp-b"]
+    )
+    assert r.status_code == 404
 
 
 async def test_export_streams_ndjson_that_the_cli_verifies(

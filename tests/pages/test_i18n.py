@@ -11,6 +11,7 @@ ROOT = Path(__file__).parent.parent.parent
 METHODS = [
     ("api/pages/**.py", "python"),
     ("exchange/notify/texts.py", "python"),  # the notifications' text
+    ("exchange/receipt_words.py", "python"),  # what a receipt says happened
     ("api/templates/**.html", "jinja2"),
 ]
 OPTIONS = {"api/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
