@@ -270,8 +270,8 @@ class ReportStationDay(SQLModel, table=True):
 
 class ReportDay(SQLModel, table=True):
     """A department's day: the drop-offs logged that day (confirmed quantities by unit),
-    points by movement (credits posted or voided, holds posted or released that day) and the
-    orders placed that day by their status now."""
+    points by movement (credits posted or voided, holds posted or released, points expired
+    that day) and the orders placed that day by their status now."""
 
     __tablename__ = "report_days"
 
@@ -285,6 +285,7 @@ class ReportDay(SQLModel, table=True):
     points_rejected: int = Field(**_COUNTER)
     points_spent: int = Field(**_COUNTER)
     points_released: int = Field(**_COUNTER)
+    points_expired: int = Field(**_COUNTER)  # by the expiry sweep (exchange/expiry.py)
     orders_reserved: int = Field(**_COUNTER)
     orders_reserved_points: int = Field(**_COUNTER)
     orders_fulfilled: int = Field(**_COUNTER)
@@ -510,6 +511,8 @@ class DeskIncident(SQLModel, table=True):
     stock_taken: int | None = None  # units taken from the stock when resolved as given
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by: str | None = Field(default=None, max_length=32)
+
+
 class PointsExpiry(SQLModel, table=True):
     """Where an employee stands with one campaign's points expiry: reminded (with how many
     points were then due to expire) and expired (with the ledger entry), each exactly once."""

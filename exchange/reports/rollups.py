@@ -22,6 +22,7 @@ nothing a rollup counts is filtered out before the trigger runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,7 @@ from catalog.models import UTCDateTime
 from exchange.models import (
     Dropoff,
     Order,
+    PointsExpiry,
     ReportDay,
     ReportDropoffDay,
     ReportFirstDropoff,
@@ -256,6 +258,14 @@ DAYS = Rollup(
             },
             lambda r: f"{r}.resolved_at IS NOT NULL",
         ),
+        # A campaign's points expired for an employee (exchange/expiry.py), on that day.
+        Source(
+            "points_expiries",
+            "expired_at",
+            _day_of("expired_at"),
+            lambda r: {"points_expired": f"{r}.expired_points"},
+            lambda r: f"{r}.expired_at IS NOT NULL AND {r}.expired_points > 0",
+        ),
     ),
 )
 PRODUCT_DAYS = Rollup(
@@ -325,11 +335,16 @@ WATCHED = {
         "department_id", "user_id", "product_id", "product_name", "product_unit",
         "quantity", "points", "value_fen", "status", "created_at", "resolved_at",
     ),
+    "points_expiries": ("department_id", "expired_at", "expired_points"),
 }  # fmt: skip
-RAW = {"dropoffs": Dropoff.__table__, "orders": Order.__table__}
+RAW = {
+    "dropoffs": Dropoff.__table__,
+    "orders": Order.__table__,
+    "points_expiries": PointsExpiry.__table__,
+}
 
 
-# --- rendering --------------------------------------------------------------------------------
+# --- the triggers ------------------------------------------------------------------------------
 
 
 def _values(rollup: Rollup, source: Source, r: str, d: Dialect) -> Expressions:
@@ -337,6 +352,279 @@ def _values(rollup: Rollup, source: Source, r: str, d: Dialect) -> Expressions:
     if "{day}" in found.get("first_day", ""):  # the first confirmed drop-off's day
         found = {"first_day": _logged_day(r, d)}
     return found
+
+
+_LITERAL = re.compile(r"'[^']*'")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What one image of a written row (OLD taken back, NEW added) gives a rollup through one
+    of its sources: a key and values, when the source's condition holds."""
+
+    rollup: Rollup
+    source: Source
+    row: str
+    sign: int
+    d: Dialect
+
+    @property
+    def keys(self) -> Expressions:
+        return self.source.keys(self.row, self.d)
+
+    @property
+    def active(self) -> str:
+        return f"({self.source.when(self.row)})"
+
+    def value(self, column: str) -> str | None:
+        found = _values(self.rollup, self.source, self.row, self.d).get(column)
+        if found is not None and self.rollup.values[column] == "sum" and self.sign < 0:
+            return f"-({found})"
+        return found
+
+    def may_share_key(self, other: _Part) -> bool:
+        """False when a key column is a different constant in each (a participant's day row
+        and month row never meet)."""
+        return not any(
+            _LITERAL.fullmatch(mine) and _LITERAL.fullmatch(theirs) and mine != theirs
+            for mine, theirs in ((self.keys[k], other.keys[k]) for k in self.rollup.keys)
+        )
+
+    def meets(self, other: _Part) -> str:
+        """SQL: this part counts and has the other's key."""
+        same = "IS NOT DISTINCT FROM" if self.d.postgresql else "IS"
+        differ = [
+            f"{self.keys[k]} {same} {other.keys[k]}"
+            for k in self.rollup.keys
+            if self.keys[k] != other.keys[k]
+        ]
+        return " AND ".join([self.active, *differ])
+
+
+@dataclass
+class _Locals:
+    """The variables of a PL/pgSQL trigger function: an expression that an event's upserts
+    use more than once (whether two parts meet, a net change) is computed once, at the
+    start of the event's branch."""
+
+    declared: dict[str, str] = field(default_factory=dict)  # name -> type
+    assignments: list[str] = field(default_factory=list)  # of the branch being rendered
+    names: dict[str, str] = field(default_factory=dict)  # expression -> name, in the branch
+
+    def of(self, expression: str, sql_type: str) -> str:
+        if expression not in self.names:
+            name = f"v{len(self.declared)}"
+            self.declared[name] = sql_type
+            self.names[expression] = name
+            self.assignments.append(f"{name} := {expression}")
+        return self.names[expression]
+
+    def branch(self) -> list[str]:
+        """The assignments of the branch just rendered; the next starts afresh."""
+        assignments, self.assignments, self.names = self.assignments, [], {}
+        return assignments
+
+
+def _upserts(
+    rollup: Rollup,
+    table: str,
+    rows: Sequence[tuple[str, int]],
+    d: Dialect,
+    local: _Locals | None = None,
+) -> list[str]:
+    """Plain upserts (one row of VALUES each) adding the contributions of the row images
+    `rows` (OLD -1, NEW +1) of `table` to the rollup. Parts that land on one key are summed
+    into the first of them that counts, so a key is written once; an update that nets to
+    nothing writes nothing. A minimum or maximum cannot take a contribution back: a rollup of
+    only those adds the new row's (see `_repair_first_dropoff` for taking one back). With
+    `local` (PostgreSQL), what is used twice is computed once into a variable."""
+    parts = [
+        _Part(rollup, source, row, sign, d)
+        for row, sign in rows
+        for source in rollup.sources
+        if source.table == table and (rollup.counters or sign > 0)
+    ]
+
+    def once(expression: str, sql_type: str) -> str:
+        return local.of(expression, sql_type) if local else f"({expression})"
+
+    def meets(p: _Part, part: _Part) -> str:
+        return once(p.meets(part), "boolean")
+
+    found: list[tuple[list[_Part], Expressions, str]] = []  # (parts, values, guard)
+    for i, part in enumerate(parts):
+        earlier = [p for p in parts[:i] if p.may_share_key(part)]
+        later = [p for p in parts[i + 1 :] if p.may_share_key(part)]
+        guard = [part.active, *(f"NOT {meets(p, part)}" for p in earlier)]
+        values: dict[str, str] = {}
+        for column, how in rollup.values.items():
+            mine = part.value(column)
+            theirs = [(p, v) for p in later if (v := p.value(column)) is not None]
+            if how == "sum":
+                terms = [mine] if mine is not None else []
+                terms += [f"CASE WHEN {meets(p, part)} THEN {v} ELSE 0 END" for p, v in theirs]
+                if terms:
+                    values[column] = " + ".join(terms)
+            elif mine is not None:
+                for p, v in theirs:
+                    mine = d.merge(
+                        how, mine, f"COALESCE(CASE WHEN {meets(p, part)} THEN {v} END, {mine})"
+                    )
+                values[column] = mine
+        if rollup.counters and {part.sign, *(p.sign for p in later)} == {-1, 1}:
+            for c in rollup.counters:
+                if c in values:
+                    values[c] = once(values[c], "bigint")
+            nets = [f"{values[c]} <> 0" for c in rollup.counters if c in values]
+            guard.append(f"({' OR '.join(nets)})")
+        condition = " AND ".join(guard)
+        last = found[-1] if found else None
+        if (
+            d.postgresql  # rows that never share a key, of the same values and condition
+            and last is not None
+            and (last[1], last[2]) == (values, condition)
+            and not any(p.may_share_key(part) for p in last[0])
+        ):
+            last[0].append(part)
+        else:
+            found.append(([part], values, condition))
+    return [_upsert(rollup, group, values, guard, d) for group, values, guard in found]
+
+
+def _upsert(
+    rollup: Rollup, parts: Sequence[_Part], values: Expressions, guard: str, d: Dialect
+) -> str:
+    """The upsert of the parts' rows (their keys, the same values): on PostgreSQL `IF guard
+    THEN INSERT … VALUES …`, on SQLite (no IF in a trigger; one part) `INSERT … SELECT …
+    WHERE guard`."""
+    rows = []
+    for part in parts:
+        given = [part.keys[k] for k in rollup.keys]
+        given += [
+            values.get(c, "0" if how == "sum" else "NULL") for c, how in rollup.values.items()
+        ]
+        rows.append(", ".join(given))
+    # SQLite takes no alias for the target inside a trigger: its bare columns are the row's.
+    target = f"{rollup.name} AS t" if d.postgresql else rollup.name
+    prefix = "t." if d.postgresql else ""
+    updates = ", ".join(
+        f"{c} = {d.merge(how, prefix + c, f'excluded.{c}')}"
+        for c, how in rollup.values.items()
+        if c in values
+    )
+    if not rollup.counters:  # only a minimum or maximum: a row is written when it improves
+        better = {"min": "<", "max": ">"}
+        updates += " WHERE " + " OR ".join(
+            f"excluded.{c} {better[how]} {prefix}{c}" for c, how in rollup.values.items()
+        )
+    columns = ", ".join((*rollup.keys, *rollup.values))
+    conflict = f"ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {updates}"
+    if d.postgresql:
+        listed = ", ".join(f"({row})" for row in rows)
+        insert = f"INSERT INTO {target} ({columns}) VALUES {listed} {conflict}"
+        return f"IF {guard} THEN {insert}; END IF"
+    (row,) = rows
+    return f"INSERT INTO {target} ({columns}) SELECT {row} WHERE {guard} {conflict}"
+
+
+def _repair_first_dropoff(d: Dialect, event: str) -> list[str]:
+    """A confirmed drop-off that stops counting (or moves to a later day) may have been its
+    employee's first: the minimum cannot be taken back, so it is recomputed from that
+    employee's drop-offs."""
+    condition = "OLD.status = 'confirmed'"
+    if event == "UPDATE":
+        condition += (
+            " AND NOT (NEW.status = 'confirmed' AND NEW.department_id = OLD.department_id"
+            " AND NEW.user_id = OLD.user_id AND NEW.local_day <= OLD.local_day)"
+        )
+    recompute = (
+        f"SELECT department_id, user_id, min({_logged_day('r', d)}) FROM dropoffs AS r "
+        f"WHERE r.department_id = OLD.department_id AND r.user_id = OLD.user_id "
+        f"AND r.status = 'confirmed' AND {condition} GROUP BY department_id, user_id"
+    )
+    statements = [
+        "DELETE FROM report_first_dropoffs WHERE department_id = OLD.department_id "
+        f"AND user_id = OLD.user_id AND {condition}",
+        f"INSERT INTO report_first_dropoffs (department_id, user_id, first_day) {recompute}",
+    ]
+    if d.postgresql:
+        return [f"IF {condition} THEN {'; '.join(statements)}; END IF"]
+    return statements
+
+
+def _watched(table: str, d: Dialect) -> str:
+    differs = "IS DISTINCT FROM" if d.postgresql else "IS NOT"
+    return " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in WATCHED[table])
+
+
+EVENTS = {"INSERT": [("NEW", 1)], "UPDATE": [("OLD", -1), ("NEW", 1)], "DELETE": [("OLD", -1)]}
+
+
+def _body(table: str, event: str, d: Dialect, local: _Locals | None = None) -> list[str]:
+    """What a trigger runs for one event on one raw table."""
+    rollups = [r for r in ROLLUPS if any(s.table == table for s in r.sources)]
+    body = [s for r in rollups for s in _upserts(r, table, EVENTS[event], d, local)]
+    if table == "dropoffs" and event != "INSERT":
+        body += _repair_first_dropoff(d, event)
+    return (local.branch() if local else []) + body
+
+
+def install_statements(dialect: str) -> list[str]:
+    """The triggers (and on PostgreSQL their functions) that keep every rollup.
+
+    On PostgreSQL they are constraint triggers deferred to the commit: a write takes its
+    department's counter rows last, after the department's ledger head (which every writer
+    takes before it commits), so two writers never wait on counter rows in opposite orders
+    — an order's Python path inserts its row before it holds the points, so an immediate
+    trigger would lock the day's counters before the head."""
+    d = Dialect(dialect)
+    statements = []
+    for table in RAW:
+        function = f"report_rollup_{table}"
+        if d.postgresql:
+            local = _Locals()
+            branches = "\n  ELSIF ".join(
+                f"TG_OP = '{event}' THEN\n    "
+                + ";\n    ".join(_body(table, event, d, local))
+                + ";"
+                for event in EVENTS
+            )
+            declared = "".join(f"  {name} {t};\n" for name, t in local.declared.items())
+            statements += [
+                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                f"DECLARE\n{declared}BEGIN\n  IF {branches}\n  END IF;\n  RETURN NULL;\nEND\n$$",
+                f"DROP TRIGGER IF EXISTS {function}_write ON {table}",
+                f"DROP TRIGGER IF EXISTS {function}_change ON {table}",
+                f"CREATE CONSTRAINT TRIGGER {function}_write AFTER INSERT OR DELETE ON {table} "
+                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()",
+                f"CREATE CONSTRAINT TRIGGER {function}_change AFTER UPDATE ON {table} "
+                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({_watched(table, d)}) "
+                f"EXECUTE FUNCTION {function}()",
+            ]
+            continue
+        for event in EVENTS:
+            when = f" WHEN {_watched(table, d)}" if event == "UPDATE" else ""
+            name = f"{function}_{event.lower()}"
+            statements += [
+                f"DROP TRIGGER IF EXISTS {name}",
+                f"CREATE TRIGGER {name} AFTER {event} ON {table}{when} BEGIN\n  "
+                + ";\n  ".join(_body(table, event, d))
+                + ";\nEND",
+            ]
+    return statements
+
+
+def uninstall_statements(dialect: str) -> list[str]:
+    if dialect == "postgresql":
+        return [f"DROP FUNCTION IF EXISTS report_rollup_{table}() CASCADE" for table in RAW]
+    return [
+        f"DROP TRIGGER IF EXISTS report_rollup_{table}_{event.lower()}"
+        for table in RAW
+        for event in EVENTS
+    ]
+
+
+# --- recomputing from the raw rows -------------------------------------------------------------
 
 
 def _select(rollup: Rollup, source: Source, r: str, d: Dialect, sign: int) -> str:
@@ -355,141 +643,6 @@ def _grouped(rollup: Rollup, rows: str) -> str:
     keys = ", ".join(rollup.keys)
     aggregates = ", ".join(f"{how}({column}) AS {column}" for column, how in rollup.values.items())
     return f"SELECT {keys}, {aggregates} FROM ({rows}) AS c GROUP BY {keys}"
-
-
-def _upsert(rollup: Rollup, selected: str, d: Dialect) -> str:
-    # SQLite takes no alias for the target inside a trigger: its bare columns are the row's.
-    target = f"{rollup.name} AS t" if d.postgresql else rollup.name
-    prefix = "t." if d.postgresql else ""
-    columns = ", ".join((*rollup.keys, *rollup.values))
-    updates = ", ".join(
-        f"{c} = {d.merge(how, prefix + c, f'excluded.{c}')}" for c, how in rollup.values.items()
-    )
-    return (
-        f"INSERT INTO {target} ({columns}) {selected} "
-        f"ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {updates}"
-    )
-
-
-def trigger_statement(
-    rollup: Rollup, table: str, rows: Sequence[tuple[str, int]], d: Dialect
-) -> str:
-    """One upsert adding the contributions of the given rows (OLD -1, NEW +1) of `table`.
-    A minimum or maximum cannot take a contribution back: a rollup of only those adds the new
-    row's (see `_repair_first_dropoff` for taking one back)."""
-    if not rollup.counters:
-        rows = [(r, sign) for r, sign in rows if sign > 0]
-    parts = [
-        f"{_select(rollup, s, r, d, sign)} WHERE {r}.department_id IS NOT NULL AND ({s.when(r)})"
-        for s in rollup.sources
-        if s.table == table
-        for r, sign in rows
-    ]
-    if not parts:
-        return None
-    grouped = _grouped(rollup, " UNION ALL ".join(parts))
-    if rollup.counters:  # a change that nets to nothing writes nothing
-        grouped += " HAVING " + " OR ".join(f"sum({c}) <> 0" for c in rollup.counters)
-    elif d.name == "sqlite":
-        grouped += " HAVING 1 = 1"  # SQLite: an upsert's SELECT needs a WHERE or HAVING
-    return _upsert(rollup, grouped, d)
-
-
-def _repair_first_dropoff(d: Dialect, old: str = "OLD") -> list[str]:
-    """A confirmed drop-off that stops counting may have been its employee's first: the
-    minimum cannot be taken back, so it is recomputed from that employee's drop-offs."""
-    condition = f"{old}.status = 'confirmed'"
-    recompute = (
-        f"SELECT department_id, user_id, min({_logged_day('r', d)}) FROM dropoffs AS r "
-        f"WHERE r.department_id = {old}.department_id AND r.user_id = {old}.user_id "
-        f"AND r.status = 'confirmed' AND {condition} GROUP BY department_id, user_id"
-    )
-    return [
-        f"DELETE FROM report_first_dropoffs WHERE department_id = {old}.department_id "
-        f"AND user_id = {old}.user_id AND {condition}",
-        f"INSERT INTO report_first_dropoffs (department_id, user_id, first_day) {recompute}",
-    ]
-
-
-def _contributes(rollup: Rollup, table: str, r: str) -> str:
-    """Whether row `r` (OLD or NEW, NULL when there is none) adds anything to the rollup."""
-    whens = " OR ".join(f"({s.when(r)})" for s in rollup.sources if s.table == table)
-    return f"({r}.department_id IS NOT NULL AND ({whens}))"
-
-
-def _watched(table: str, d: Dialect) -> str:
-    differs = "IS DISTINCT FROM" if d.postgresql else "IS NOT"
-    return " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in WATCHED[table])
-
-
-def _statements(
-    rollups: Sequence[Rollup], table: str, rows: Sequence[tuple[str, int]], d: Dialect
-) -> list[str]:
-    found = (trigger_statement(r, table, rows, d) for r in rollups)
-    return [statement for statement in found if statement]
-
-
-def install_statements(dialect: str) -> list[str]:
-    """The triggers (and on PostgreSQL their functions) that keep every rollup."""
-    d = Dialect(dialect)
-    statements = []
-    for table in RAW:
-        rollups = [r for r in ROLLUPS if any(s.table == table for s in r.sources)]
-        repair = _repair_first_dropoff(d) if table == "dropoffs" else []
-        function = f"report_rollup_{table}"
-        if d.postgresql:
-            # Each upsert only when the old or the new row counts in that rollup at all.
-            body = [
-                f"IF {_contributes(r, table, 'OLD')} OR {_contributes(r, table, 'NEW')} THEN "
-                f"{statement}; END IF"
-                for r in rollups
-                if (statement := trigger_statement(r, table, [("OLD", -1), ("NEW", 1)], d))
-            ]
-            if repair:
-                body.append(
-                    f"IF TG_OP <> 'INSERT' AND OLD.status = 'confirmed' THEN "
-                    f"{'; '.join(repair)}; END IF"
-                )
-            statements += [
-                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                "BEGIN\n  " + ";\n  ".join(body) + ";\n  RETURN NULL;\nEND\n$$",
-                f"DROP TRIGGER IF EXISTS {function}_write ON {table}",
-                f"DROP TRIGGER IF EXISTS {function}_change ON {table}",
-                f"CREATE CONSTRAINT TRIGGER {function}_write AFTER INSERT OR DELETE ON {table} "
-                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()",
-                f"CREATE CONSTRAINT TRIGGER {function}_change AFTER UPDATE ON {table} "
-                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({_watched(table, d)}) "
-                f"EXECUTE FUNCTION {function}()",
-            ]
-            continue
-        for event, rows, when in (
-            ("INSERT", [("NEW", 1)], ""),
-            ("UPDATE", [("OLD", -1), ("NEW", 1)], f" WHEN {_watched(table, d)}"),
-            ("DELETE", [("OLD", -1)], ""),
-        ):
-            body = _statements(rollups, table, rows, d)
-            body += repair if event != "INSERT" else []
-            name = f"{function}_{event.lower()}"
-            statements += [
-                f"DROP TRIGGER IF EXISTS {name}",
-                f"CREATE TRIGGER {name} AFTER {event} ON {table}{when} BEGIN\n  "
-                + ";\n  ".join(body)
-                + ";\nEND",
-            ]
-    return statements
-
-
-def uninstall_statements(dialect: str) -> list[str]:
-    if dialect == "postgresql":
-        return [f"DROP FUNCTION IF EXISTS report_rollup_{table}() CASCADE" for table in RAW]
-    return [
-        f"DROP TRIGGER IF EXISTS report_rollup_{table}_{event}"
-        for table in RAW
-        for event in ("insert", "update", "delete")
-    ]
-
-
-# --- recomputing from the raw rows -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -557,10 +710,10 @@ def recomputed(
     return sa.text(sql).bindparams(*binds).columns(*columns).subquery()
 
 
-def rebuild_statements(dialect: str) -> list[str]:
-    """Empty every rollup and fill it again from the raw rows."""
+def rebuild_statements(dialect: str, which: Sequence[Rollup] = ROLLUPS) -> list[str]:
+    """Empty the rollups (every one, or those given) and fill them again from the raw rows."""
     statements = []
-    for rollup in ROLLUPS:
+    for rollup in which:
         sql, _ = recompute_sql(rollup, dialect)
         columns = ", ".join((*rollup.keys, *rollup.values))
         statements += [f"DELETE FROM {rollup.name}", f"INSERT INTO {rollup.name} ({columns}) {sql}"]
