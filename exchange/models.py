@@ -313,9 +313,10 @@ class ReportProductDay(SQLModel, table=True):
 
 
 class ReportParticipant(SQLModel, table=True):
-    """An employee's confirmed drop-offs logged and orders placed in a day, a month or a
-    year (`span`, starting on `start_day`): who took part in a period is a count of distinct
-    employees over a few such rows, not a scan of drop-offs."""
+    """An employee's confirmed drop-offs logged and orders placed in a day (`span` 'day');
+    a month's row counts the days of it with any, a year's row the months (`start_day` the
+    first day of the span). Who took part in a period is a count of distinct employees with
+    a count above zero over a few such rows, not a scan of drop-offs."""
 
     __tablename__ = "report_participants"
 

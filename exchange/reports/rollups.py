@@ -46,7 +46,7 @@ from exchange.models import (
 
 DROPOFF_STATUSES = ("pending", "confirmed", "rejected")
 ORDER_STATUSES = ("reserved", "fulfilled", "cancelled", "expired")
-SPANS = ("day", "month", "year")
+SPANS = ("day", "month", "year")  # participants' rows, each span counting the one before
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,10 @@ class Rollup:
     keys: tuple[str, ...]
     values: dict[str, str]  # column -> how it merges: sum (signed), max or min
     sources: tuple[Source, ...]
+    # Beside the day rows (`span` 'day'), rows per month and per year (keyed by their first
+    # day) that count the days of the month, and the months of the year, in which a counter
+    # was above zero: they change only when a row below turns non-zero or back to zero.
+    spans: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -302,12 +306,14 @@ PARTICIPANTS = Rollup(
     ReportParticipant.__table__,
     ("department_id", "span", "start_day", "user_id"),
     {"dropoffs": "sum", "orders": "sum"},
-    tuple(
-        _participant(span, "dropoffs", "dropoffs", lambda r: f"{r}.status = 'confirmed'")
-        for span in SPANS
-    )
-    + tuple(_participant(span, "orders", "orders", lambda r: "1 = 1") for span in SPANS),
+    (
+        _participant("day", "dropoffs", "dropoffs", lambda r: f"{r}.status = 'confirmed'"),
+        _participant("day", "orders", "orders", lambda r: "1 = 1"),
+    ),
+    spans=SPANS[1:],
 )
+# Kept by the participants' cascade (`_first_day_hooks`): a day of an employee's turns to
+# having a confirmed drop-off, or back.
 FIRST_DROPOFFS = Rollup(
     ReportFirstDropoff.__table__,
     ("department_id", "user_id"),
@@ -419,6 +425,10 @@ class _Locals:
             self.assignments.append(f"{name} := {expression}")
         return self.names[expression]
 
+    def named(self, name: str, sql_type: str) -> str:
+        self.declared[name] = sql_type
+        return name
+
     def branch(self) -> list[str]:
         """The assignments of the branch just rendered; the next starts afresh."""
         assignments, self.assignments, self.names = self.assignments, [], {}
@@ -488,18 +498,100 @@ def _upserts(
             last[0].append(part)
         else:
             found.append(([part], values, condition))
-    return [_upsert(rollup, group, values, guard, d) for group, values, guard in found]
+    if not rollup.spans:
+        return [_upsert(rollup, group, values, guard, d) for group, values, guard in found]
+    statements = []
+    for (part,), values, guard in found:  # a cascade's parts are never grouped: one key
+        then = _cascade(rollup, part, values, guard, d, local)
+        if d.postgresql:
+            statements.append(_upsert(rollup, [part], values, guard, d, then[0]))
+        else:
+            statements += [_upsert(rollup, [part], values, guard, d), *then]
+    return statements
+
+
+def _cascade(
+    rollup: Rollup,
+    part: _Part,
+    values: Expressions,
+    guard: str,
+    d: Dialect,
+    local: _Locals | None,
+) -> list[str]:
+    """After a day row's upsert, its month's and year's rows, each changed only when the row
+    below it turned non-zero or back to zero; and for drop-offs, the first day's hooks. On
+    PostgreSQL one tail of the day's upsert (RETURNING … INTO, then PL/pgSQL); on SQLite
+    statements that read the rows just written."""
+    counters = rollup.counters
+    day = part.keys["start_day"]
+
+    def key(span: str) -> Expressions:
+        start = day if span == "day" else d.start_of(span, day)
+        return {**part.keys, "span": f"'{span}'", "start_day": start}
+
+    if d.postgresql:
+        assert local is not None
+        now = [local.named(f"now_{c}", "bigint") for c in counters]
+        up = [local.named(f"up_{c}", "bigint") for c in counters]
+        returning = f" RETURNING {', '.join(f't.{c}' for c in counters)} INTO {', '.join(now)}"
+
+        def turned(delta: Sequence[str]) -> str:
+            return "; ".join(
+                f"{u} := ({n} > 0)::int - ({n} - ({x}) > 0)::int"
+                for u, n, x in zip(up, now, delta, strict=True)
+            )
+
+        tail = f"; {turned([values.get(c, '0') for c in counters])}"
+        if part.source.table == "dropoffs":
+            tail += "; " + _first_day_hooks(part, d, up[counters.index("dropoffs")])
+        closing = ""
+        for span in rollup.spans:
+            changed = " OR ".join(f"{u} <> 0" for u in up)
+            upward = dict(zip(counters, up, strict=True))
+            insert = _upsert(rollup, [key(span)], upward, "TRUE", d)
+            insert = insert.removeprefix("IF TRUE THEN ").removesuffix("; END IF")
+            tail += f"; IF {changed} THEN {insert}{returning}; {turned(up)}"
+            closing += "; END IF"
+        return [returning + tail + closing]
+
+    def stored(c: str, span: str) -> str:
+        k = key(span)
+        return (
+            f"(SELECT {c} FROM {rollup.name} WHERE department_id = {k['department_id']} AND "
+            f"span = {k['span']} AND start_day = {k['start_day']} AND user_id = {k['user_id']})"
+        )
+
+    # How a counter of the row of `span` turned, given the change of the row below it.
+    delta = {c: f"({values.get(c, '0')})" for c in counters}
+    statements = []
+    for below, span in zip(("day", *rollup.spans), rollup.spans, strict=False):
+        turned = {
+            c: f"(({stored(c, below)} > 0) - ({stored(c, below)} - {delta[c]} > 0))"
+            for c in counters
+        }
+        if below == "day" and part.source.table == "dropoffs":
+            statements += _first_day_hooks(part, d, turned["dropoffs"], guard)
+        changed = " OR ".join(f"{t} <> 0" for t in turned.values())
+        statements.append(_upsert(rollup, [key(span)], turned, f"{guard} AND ({changed})", d))
+        delta = turned
+    return statements
 
 
 def _upsert(
-    rollup: Rollup, parts: Sequence[_Part], values: Expressions, guard: str, d: Dialect
+    rollup: Rollup,
+    parts: Sequence[_Part | Expressions],
+    values: Expressions,
+    guard: str,
+    d: Dialect,
+    then: str = "",
 ) -> str:
     """The upsert of the parts' rows (their keys, the same values): on PostgreSQL `IF guard
-    THEN INSERT … VALUES …`, on SQLite (no IF in a trigger; one part) `INSERT … SELECT …
-    WHERE guard`."""
+    THEN INSERT … VALUES … [then] END IF` (`then` may start with the RETURNING clause), on
+    SQLite (no IF in a trigger; one part) `INSERT … SELECT … WHERE guard`."""
     rows = []
     for part in parts:
-        given = [part.keys[k] for k in rollup.keys]
+        keys = part.keys if isinstance(part, _Part) else part
+        given = [keys[k] for k in rollup.keys]
         given += [
             values.get(c, "0" if how == "sum" else "NULL") for c, how in rollup.values.items()
         ]
@@ -522,34 +614,46 @@ def _upsert(
     if d.postgresql:
         listed = ", ".join(f"({row})" for row in rows)
         insert = f"INSERT INTO {target} ({columns}) VALUES {listed} {conflict}"
-        return f"IF {guard} THEN {insert}; END IF"
+        return f"IF {guard} THEN {insert}{then}; END IF"
     (row,) = rows
     return f"INSERT INTO {target} ({columns}) SELECT {row} WHERE {guard} {conflict}"
 
 
-def _repair_first_dropoff(d: Dialect, event: str) -> list[str]:
-    """A confirmed drop-off that stops counting (or moves to a later day) may have been its
-    employee's first: the minimum cannot be taken back, so it is recomputed from that
-    employee's drop-offs."""
-    condition = "OLD.status = 'confirmed'"
-    if event == "UPDATE":
-        condition += (
-            " AND NOT (NEW.status = 'confirmed' AND NEW.department_id = OLD.department_id"
-            " AND NEW.user_id = OLD.user_id AND NEW.local_day <= OLD.local_day)"
+def _first_day_hooks(part: _Part, d: Dialect, turned: str, guard: str = "") -> Any:
+    """An employee's first day with a confirmed drop-off, when one of their days turns to
+    having one (`turned` = 1: the earlier of the two) or to having none any more (-1: if it
+    was the first, recomputed from their confirmed drop-offs). PostgreSQL: one IF statement
+    (`turned` a variable); SQLite: statements guarded by `guard`."""
+    k = part.keys
+    who = f"department_id = {k['department_id']} AND user_id = {k['user_id']}"
+    first = (
+        f"INSERT INTO report_first_dropoffs{' AS t' if d.postgresql else ''} "
+        "(department_id, user_id, first_day) "
+        + (
+            f"VALUES ({k['department_id']}, {k['user_id']}, {k['start_day']})"
+            if d.postgresql
+            else f"SELECT {k['department_id']}, {k['user_id']}, {k['start_day']} "
+            f"WHERE {guard} AND {turned} = 1"
         )
-    recompute = (
-        f"SELECT department_id, user_id, min({_logged_day('r', d)}) FROM dropoffs AS r "
-        f"WHERE r.department_id = OLD.department_id AND r.user_id = OLD.user_id "
-        f"AND r.status = 'confirmed' AND {condition} GROUP BY department_id, user_id"
+        + " ON CONFLICT (department_id, user_id) DO UPDATE SET first_day = excluded.first_day "
+        f"WHERE excluded.first_day < {'t.' if d.postgresql else ''}first_day"
     )
-    statements = [
-        "DELETE FROM report_first_dropoffs WHERE department_id = OLD.department_id "
-        f"AND user_id = OLD.user_id AND {condition}",
-        f"INSERT INTO report_first_dropoffs (department_id, user_id, first_day) {recompute}",
-    ]
+    again = f"AND {guard} AND {turned} = -1" if not d.postgresql else ""
+    forget = (
+        f"DELETE FROM report_first_dropoffs WHERE {who} AND first_day = {k['start_day']} {again}"
+    )
+    recompute = (
+        "INSERT INTO report_first_dropoffs (department_id, user_id, first_day) "
+        f"SELECT department_id, user_id, min({_logged_day('r', d)}) FROM dropoffs AS r "
+        f"WHERE r.{who.replace(' AND user_id', ' AND r.user_id')} AND r.status = 'confirmed' "
+        f"{again} GROUP BY department_id, user_id "
+        "ON CONFLICT (department_id, user_id) DO NOTHING"
+    )
     if d.postgresql:
-        return [f"IF {condition} THEN {'; '.join(statements)}; END IF"]
-    return statements
+        return (
+            f"IF {turned} = 1 THEN {first}; ELSIF {turned} = -1 THEN {forget}; {recompute}; END IF"
+        )
+    return [first, forget, recompute]
 
 
 def _watched(table: str, d: Dialect) -> str:
@@ -562,10 +666,10 @@ EVENTS = {"INSERT": [("NEW", 1)], "UPDATE": [("OLD", -1), ("NEW", 1)], "DELETE":
 
 def _body(table: str, event: str, d: Dialect, local: _Locals | None = None) -> list[str]:
     """What a trigger runs for one event on one raw table."""
-    rollups = [r for r in ROLLUPS if any(s.table == table for s in r.sources)]
+    rollups = [
+        r for r in ROLLUPS if r is not FIRST_DROPOFFS and any(s.table == table for s in r.sources)
+    ]
     body = [s for r in rollups for s in _upserts(r, table, EVENTS[event], d, local)]
-    if table == "dropoffs" and event != "INSERT":
-        body += _repair_first_dropoff(d, event)
     return (local.branch() if local else []) + body
 
 
@@ -689,7 +793,18 @@ def recompute_sql(
             f"{_select(rollup, source, 'r', d, 1)} FROM {source.table} AS r "
             f"WHERE {' AND '.join(conditions)}"
         )
-    return _grouped(rollup, " UNION ALL ".join(parts)), params.values
+    levels = [_grouped(rollup, " UNION ALL ".join(parts))]
+    for span in rollup.spans:  # each span counts the rows of the one below above zero
+        start = d.start_of(span, "below.start_day")
+        counts = ", ".join(
+            f"sum(CASE WHEN below.{c} > 0 THEN 1 ELSE 0 END) AS {c}" for c in rollup.counters
+        )
+        levels.append(
+            f"SELECT below.department_id AS department_id, '{span}' AS span, {start} AS start_day, "
+            f"below.user_id AS user_id, {counts} FROM ({levels[-1]}) AS below "
+            f"GROUP BY below.department_id, {start}, below.user_id"
+        )
+    return " UNION ALL ".join(levels), params.values
 
 
 def recomputed(

@@ -4,6 +4,9 @@
   UPDATE` per counter row it changes (none when nothing a rollup counts changed), instead
   of an `INSERT … SELECT … GROUP BY` over the old and new row that PostgreSQL planned
   afresh on every call.
+- A participant's month and year rows count the days (months) in which they took part, so
+  they change only when a day row turns non-zero or back (one row written per drop-off, not
+  three), and the first day with a confirmed drop-off is touched only then; rebuilt.
 - `report_days.points_expired`: the points the expiry sweep moved to the department's
   expiry account that day, kept by a trigger on `points_expiries` and backfilled.
 
@@ -41,7 +44,7 @@ def upgrade() -> None:
         sa.Column("points_expired", sa.BigInteger(), nullable=False, server_default="0"),
     )
     _run(rollups.uninstall_statements(dialect) + rollups.install_statements(dialect))
-    _run(rollups.rebuild_statements(dialect, [rollups.DAYS]))
+    _run(rollups.rebuild_statements(dialect, [rollups.DAYS, rollups.PARTICIPANTS]))
 
 
 def downgrade() -> None:
