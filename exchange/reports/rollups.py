@@ -1,9 +1,10 @@
 """Rollups: what each drop-off and order adds to the report counters, defined once.
 
-Every rollup table (exchange/models.py, migration 0009) is a sum over raw rows: a row of
-`dropoffs` or `orders` adds a contribution (a key and counters, SQL expressions of the row),
-so a write changes a rollup by the new row's contribution less the old row's. From these
-definitions this module renders
+Every rollup table (exchange/models.py, migrations 0009 and 0014) is a sum over raw rows: a
+row of `dropoffs`, `orders` or `points_expiries` adds a contribution (a key and counters, SQL
+expressions of the row), so a write changes a rollup by the new row's contribution less the
+old row's. (Participants' month and year rows are the exception: they count the days, and
+the months, with activity; see `Rollup.spans`.) From these definitions this module renders
 
 - the triggers that keep the rollups in the transaction of every write, whichever code path
   writes: on PostgreSQL a PL/pgSQL function per raw table, run by constraint triggers
@@ -15,9 +16,11 @@ definitions this module renders
   benchmark's bulk load), and the reports read it for the part of a day that a period
   covers (a campaign that starts or ends within a day).
 
-Each upsert adds the old and the new contribution of a row in one statement (grouped by
-key), so an update that keeps the key touches one counter row once; an update that changes
-nothing a rollup counts is filtered out before the trigger runs.
+A trigger writes each counter row it changes with one plain `INSERT … VALUES … ON CONFLICT
+DO UPDATE`: the parts of a write that land on one key (the old and new row of an update that
+keeps its key; a drop-off logged and credited the same day) are summed first, and an update
+that nets to nothing writes nothing; an update that changes no column a rollup reads is
+filtered out before the trigger runs.
 """
 
 from __future__ import annotations
