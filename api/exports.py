@@ -143,6 +143,7 @@ def report_tables(report: reports.Report) -> list[ReportTable]:
             ("points_spent", p.spent),
             ("points_held_at_end", p.held),
             ("points_released", p.released),
+            ("points_expired", p.expired),
             ("points_outstanding_at_end", p.outstanding),
             ("value_to_villages_yuan", reports.format_yuan(report.value_fen)),
             ("co2e_avoided_kg", reports.format_kg(report.co2e_grams)),
@@ -258,6 +259,7 @@ def platform_tables(report: reports.PlatformReport) -> list[ReportTable]:
             "items",
             "points_issued",
             "points_spent",
+            "points_expired",
             "value_to_village_yuan",
             "co2e_avoided_kg",
         ),
@@ -272,6 +274,7 @@ def platform_tables(report: reports.PlatformReport) -> list[ReportTable]:
                 r.items,
                 r.points_issued,
                 r.points_spent,
+                r.points_expired,
                 reports.format_yuan(r.value_fen),
                 reports.format_kg(r.co2e_grams),
             )

@@ -278,7 +278,34 @@ async def rebuild_rollups(url: str) -> float:
         await engine.dispose()
 
 
-async def measure(url: str, shape: Shape, runs: int) -> list[list[Any]]:
+# The report's queries, in the order `exchange.reports.queries._report` runs them.
+QUERIES = ("_dropoffs", "_day_series", "_movements", "_balances_at_end", "_participants",
+           "_first_timers", "_products")  # fmt: skip
+BREAKDOWN: list[list[Any]] = []  # rows of the per-query table, filled by --queries
+
+
+async def per_query(
+    factory: Any, database: str, label: str, scope: str | None, period: Any, runs: int
+) -> None:
+    """Each of the report's queries alone, in its own transaction: where a report's time goes."""
+    from collections import defaultdict
+
+    from exchange.reports import queries
+
+    for name in QUERIES:
+        query = getattr(queries, name)
+
+        async def one(q: Any = query, n: str = name) -> None:
+            async with db.transaction(factory) as session:
+                if n in ("_day_series", "_first_timers"):
+                    await q(session, scope, period)
+                else:
+                    await q(session, scope, period, defaultdict(queries._Dept))
+
+        BREAKDOWN.append([database, label, name.lstrip("_"), *summary(await timed(runs, one))])
+
+
+async def measure(url: str, shape: Shape, runs: int, breakdown: bool = False) -> list[list[Any]]:
     engine = db.create_engine(url)
     factory = db.create_session_factory(engine)
     year = reports.Period.of_days(
@@ -307,19 +334,26 @@ async def measure(url: str, shape: Shape, runs: int) -> list[list[Any]]:
             async with db.transaction(factory) as session:
                 (await session.exec(query)).all()  # type: ignore[call-overload]
 
+        database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
         label = f"{shape.name}: one department ({shape.dropoffs:,} drop-offs)"
         results.append([label, *summary(await timed(runs, department)),
                         *summary(await timed(runs, lambda: raw("dept")))])  # fmt: skip
+        if breakdown:
+            await per_query(factory, database, label, first_dept, year, runs)
         if shape.departments > 1:
             label = f"{shape.name}: platform ({shape.departments * shape.dropoffs:,} drop-offs)"
             results.append([label, *summary(await timed(runs, whole_platform)),
                             *summary(await timed(runs, lambda: raw("all")))])  # fmt: skip
+            if breakdown:
+                await per_query(factory, database, label, None, year, runs)
     finally:
         await engine.dispose()
     return results
 
 
-async def run_postgres(base: str, shapes: list[Shape], runs: int) -> list[list[Any]]:
+async def run_postgres(
+    base: str, shapes: list[Shape], runs: int, breakdown: bool
+) -> list[list[Any]]:
     admin_dsn = base.replace("+asyncpg", "")
     results = []
     for shape in shapes:
@@ -334,7 +368,7 @@ async def run_postgres(base: str, shapes: list[Shape], runs: int) -> list[list[A
             await load_postgres(url.replace("+asyncpg", ""), rows(shape))
             out(f"PostgreSQL {shape.name}: loaded in {time.perf_counter() - started:.0f} s, "
                 f"rollups rebuilt in {await rebuild_rollups(url):.1f} s")  # fmt: skip
-            results += [["PostgreSQL", *r] for r in await measure(url, shape, runs)]
+            results += [["PostgreSQL", *r] for r in await measure(url, shape, runs, breakdown)]
             out(f"  {results[-1]}")
         finally:
             admin = await asyncpg.connect(admin_dsn)
@@ -343,7 +377,7 @@ async def run_postgres(base: str, shapes: list[Shape], runs: int) -> list[list[A
     return results
 
 
-async def run_sqlite(shapes: list[Shape], runs: int) -> list[list[Any]]:
+async def run_sqlite(shapes: list[Shape], runs: int, breakdown: bool) -> list[list[Any]]:
     results = []
     for shape in shapes:
         with tempfile.TemporaryDirectory() as directory:
@@ -354,7 +388,7 @@ async def run_sqlite(shapes: list[Shape], runs: int) -> list[list[Any]]:
             await asyncio.to_thread(load_sqlite, path, rows(shape))
             out(f"SQLite {shape.name}: loaded in {time.perf_counter() - started:.0f} s, "
                 f"rollups rebuilt in {await rebuild_rollups(url):.1f} s")  # fmt: skip
-            results += [["SQLite", *r] for r in await measure(url, shape, runs)]
+            results += [["SQLite", *r] for r in await measure(url, shape, runs, breakdown)]
             out(f"  {results[-1]}")
     return results
 
@@ -384,6 +418,9 @@ def main() -> None:
         "--shape", choices=["department-year", "platform"], help="only this data set"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the data sizes")
+    parser.add_argument(
+        "--queries", action="store_true", help="also time each of the report's queries alone"
+    )
     args = parser.parse_args()
 
     out(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
@@ -391,14 +428,20 @@ def main() -> None:
     results: list[list[Any]] = []
     chosen = [s for s in shapes(args.scale) if args.shape in (None, s.name)]
     if not args.no_postgres:
-        results += asyncio.run(run_postgres(args.postgres, chosen, args.runs))
+        results += asyncio.run(run_postgres(args.postgres, chosen, args.runs, args.queries))
     if not args.no_sqlite:
-        results += asyncio.run(run_sqlite(chosen, args.runs))
+        results += asyncio.run(run_sqlite(chosen, args.runs, args.queries))
     table(
         f"Report times over the year, ms ({args.runs} runs after one warm-up, scale {args.scale})",
         ["database", "report", "median", "min", "max", "raw scan median", "min", "max"],
         results,
     )
+    if BREAKDOWN:
+        table(
+            "Each query of the report alone, ms",
+            ["database", "report", "query", "median", "min", "max"],
+            BREAKDOWN,
+        )
     out(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 

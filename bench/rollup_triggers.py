@@ -5,9 +5,11 @@
         uv run python bench/rollup_triggers.py --dropoffs 10000 --rounds 3
 
 It creates a scratch database `triggers_bench_<random>` (dropped at the end), migrates it,
-adds one department with 200 employees, a collection point and a campaign, and then, with
-the rollup triggers enabled and disabled (`ALTER TABLE … DISABLE TRIGGER`), in alternating
-rounds, times on the server (a PL/pgSQL loop, no client round trips):
+adds one department with 200 employees, a collection point and a campaign, and then times on
+the server (a PL/pgSQL loop, no client round trips), in alternating rounds, three variants:
+no rollup triggers (`ALTER TABLE … DISABLE TRIGGER`), the triggers as they are now
+(exchange/reports/rollups.py) and, for the before/after, as migration 0009 installed them
+(api/migrations/pinned/); each round installs its variant first:
 
 - **credited at once**: each drop-off INSERTed already confirmed, in a transaction of its
   own (the write path of an auto campaign when the insert carries its final status);
@@ -17,8 +19,10 @@ rounds, times on the server (a PL/pgSQL loop, no client round trips):
 Each transaction is a loop iteration ending in COMMIT (PL/pgSQL procedures may commit), so
 the deferred triggers run at each commit as in service; the session sets
 `synchronous_commit = off`, because the WAL flush is the same either way and would drown the
-difference. The figure is the server's time per drop-off with the triggers less without;
-the write's own cost is beside it.
+difference. Each variant's figure is the backend's CPU time per drop-off (user + system,
+from /proc: the server must run on this machine, else only the wall time is printed), which
+a loaded machine inflates less than the wall time; the triggers' cost is a variant's less
+the variant without triggers.
 """
 
 from __future__ import annotations
@@ -37,10 +41,19 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api import db
+from api.migrations.pinned import statements as pinned
 from bench.tables import out, table
+from exchange.reports import rollups
 
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 TRIGGERS = ("report_rollup_dropoffs_write", "report_rollup_dropoffs_change")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+VARIANTS = {
+    "none": [],
+    "now": rollups.uninstall_statements("postgresql") + rollups.install_statements("postgresql"),
+    "0009": rollups.uninstall_statements("postgresql")
+    + pinned("0009_rollups_install", "postgresql"),
+}
 
 SETUP = """
 INSERT INTO departments (id, name, status, village_name, village_county, village_province,
@@ -57,7 +70,8 @@ INSERT INTO stations (department_id, id, code, name, location, active, created_a
 CREATE PROCEDURE bench_dropoffs(n int, two_events boolean) LANGUAGE plpgsql AS $$
 DECLARE
     i int;
-    key text;
+    key varchar;
+    written tid;
 BEGIN
     FOR i IN 1..n LOOP
         key := md5(random()::text);
@@ -71,10 +85,13 @@ BEGIN
             to_char(now() + (i % 300) * interval '1 day', 'YYYY-MM-DD'), i,
             now() + (i % 300) * interval '1 day',
             CASE WHEN two_events THEN NULL ELSE now() + (i % 300) * interval '1 day' END,
-            key, 'h');
+            key, 'h')
+        RETURNING ctid INTO written;
         IF two_events THEN
+            -- By the row's address: the planner, without statistics of the growing table,
+            -- would otherwise scan the department's drop-offs for the key.
             UPDATE dropoffs SET status = 'confirmed', decided_at = created_at
-                WHERE department_id = 'dept' AND dropoffs.id = key;
+                WHERE ctid = written;
         END IF;
         COMMIT;
     END LOOP;
@@ -83,13 +100,32 @@ $$;
 """
 
 
-async def timed(conn: asyncpg.Connection, n: int, two_events: bool, triggers: bool) -> float:
-    action = "ENABLE" if triggers else "DISABLE"
+def cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+async def timed(
+    conn: asyncpg.Connection, pid: int, n: int, two_events: bool, variant: str
+) -> tuple[float, float | None]:
+    """Wall and CPU µs per drop-off of one round with the variant's triggers."""
+    for statement in VARIANTS[variant]:
+        await conn.execute(statement)
+    action = "DISABLE" if variant == "none" else "ENABLE"
     for name in TRIGGERS:
         await conn.execute(f"ALTER TABLE dropoffs {action} TRIGGER {name}")
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(pid), time.perf_counter()
     await conn.execute(f"CALL bench_dropoffs({n}, {str(two_events).lower()})")
-    return (time.perf_counter() - started) / n * 1_000_000  # µs per drop-off
+    wall, cpu_after = time.perf_counter() - started, cpu_seconds(pid)
+    used = None if cpu is None or cpu_after is None else (cpu_after - cpu) / n * 1_000_000
+    return wall / n * 1_000_000, used
+
+
+def _µs(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
 
 
 async def run(base: str, n: int, rounds: int) -> list[list[str]]:
@@ -107,18 +143,32 @@ async def run(base: str, n: int, rounds: int) -> list[list[str]]:
             # The commit's WAL flush is the same with and without the triggers and, on a
             # shared disk, far larger and noisier than them: leave it out of the figure.
             await conn.execute("SET synchronous_commit = off")
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
             rows = []
             for two_events, label in (
                 (False, "credited at once"),
                 (True, "pending, then confirmed"),
             ):
-                with_t, without_t = [], []
-                for _ in range(rounds):  # alternating, so a swing in load hits both
-                    without_t.append(await timed(conn, n, two_events, triggers=False))
-                    with_t.append(await timed(conn, n, two_events, triggers=True))
-                a, b = statistics.median(without_t), statistics.median(with_t)
-                rows.append([label, f"{a:,.0f}", f"{b:,.0f}", f"{b - a:,.0f}"])
-                out(f"  {rows[-1]}")
+                wall: dict[str, list[float]] = {v: [] for v in VARIANTS}
+                cpu: dict[str, list[float | None]] = {v: [] for v in VARIANTS}
+                for _ in range(rounds):  # alternating, so a swing in load hits every variant
+                    for variant in VARIANTS:
+                        w, c = await timed(conn, pid, n, two_events, variant)
+                        wall[variant].append(w)
+                        cpu[variant].append(c)
+                median_cpu = {
+                    v: None if None in cs else statistics.median(cs)  # type: ignore[type-var]
+                    for v, cs in cpu.items()
+                }
+                bare = median_cpu["none"]
+                row = [label]
+                for variant in VARIANTS:
+                    mine = median_cpu[variant]
+                    row += [_µs(statistics.median(wall[variant])), _µs(mine)]
+                    if variant != "none":
+                        row.append(_µs(None if mine is None or bare is None else mine - bare))
+                rows.append(row)
+                out(f"  {row}")
             return rows
         finally:
             await conn.close()
@@ -139,11 +189,15 @@ def main() -> None:
     out(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     rows = asyncio.run(run(args.postgres, args.dropoffs, args.rounds))
     table(
-        f"Server time per drop-off, µs ({args.dropoffs:,} drop-offs, "
-        f"median of {args.rounds} rounds)",
-        ["write", "without triggers", "with triggers", "the triggers' cost"],
+        f"Server time per drop-off, µs ({args.dropoffs:,} drop-offs, median of "
+        f"{args.rounds} rounds; CPU: the backend's user + system time)",
+        [
+            "write", "no triggers: wall", "CPU",
+            "triggers now: wall", "CPU", "their CPU cost",
+            "0009's triggers: wall", "CPU", "their CPU cost",
+        ],
         rows,
-    )
+    )  # fmt: skip
     out(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -270,8 +270,8 @@ class ReportStationDay(SQLModel, table=True):
 
 class ReportDay(SQLModel, table=True):
     """A department's day: the drop-offs logged that day (confirmed quantities by unit),
-    points by movement (credits posted or voided, holds posted or released that day) and the
-    orders placed that day by their status now."""
+    points by movement (credits posted or voided, holds posted or released, points expired
+    that day) and the orders placed that day by their status now."""
 
     __tablename__ = "report_days"
 
@@ -285,6 +285,7 @@ class ReportDay(SQLModel, table=True):
     points_rejected: int = Field(**_COUNTER)
     points_spent: int = Field(**_COUNTER)
     points_released: int = Field(**_COUNTER)
+    points_expired: int = Field(**_COUNTER)  # by the expiry sweep (exchange/expiry.py)
     orders_reserved: int = Field(**_COUNTER)
     orders_reserved_points: int = Field(**_COUNTER)
     orders_fulfilled: int = Field(**_COUNTER)
@@ -312,9 +313,10 @@ class ReportProductDay(SQLModel, table=True):
 
 
 class ReportParticipant(SQLModel, table=True):
-    """An employee's confirmed drop-offs logged and orders placed in a day, a month or a
-    year (`span`, starting on `start_day`): who took part in a period is a count of distinct
-    employees over a few such rows, not a scan of drop-offs."""
+    """An employee's confirmed drop-offs logged and orders placed in a day (`span` 'day');
+    a month's row counts the days of it with any, a year's row the months (`start_day` the
+    first day of the span). Who took part in a period is a count of distinct employees with
+    a count above zero over a few such rows, not a scan of drop-offs."""
 
     __tablename__ = "report_participants"
 

@@ -118,6 +118,7 @@ def headline_figures(report: Report, language: str) -> list[tuple[str, str]]:
         ),
         ("发放积分" if zh else "Points issued", f"{points.issued:,}"),
         ("消费积分" if zh else "Points spent", f"{points.spent:,}"),
+        ("过期积分" if zh else "Points expired", f"{points.expired:,}"),
         ("帮扶金额（元）" if zh else "Value to the village (yuan)", format_yuan(report.value_fen)),
         ("减排二氧化碳当量（千克）" if zh else "CO2e avoided (kg)", format_kg(report.co2e_grams)),
         (
@@ -185,7 +186,9 @@ def compose_draft(report: Report, subject: Subject, language: str) -> str:
             f"投放到回收点，以积分兑换定点扶贫点{subject.village}的农产品，把节约能源资源和消费帮扶结合起来。",
             f"一、主要成效。活动期间共确认回收{dropoffs}次，回收废纸{format_kg(report.paper_grams)}千克"
             + (f"，{items}" if items else "")
-            + f"。共发放积分{points.issued}分，职工兑换消费积分{points.spent}分。",
+            + f"。共发放积分{points.issued}分，职工兑换消费积分{points.spent}分"
+            + (f"，逾期未用过期积分{points.expired}分" if points.expired else "")
+            + "。",
             f"二、助力乡村振兴。职工兑换{subject.village}的产品{delivered}件"
             + (f"（{products}）" if products else "")
             + f"，带动消费帮扶{format_yuan(report.value_fen)}元。",
@@ -209,7 +212,9 @@ def compose_draft(report: Report, subject: Subject, language: str) -> str:
             f"What was achieved. {dropoffs} drop-offs were confirmed: "
             f"{format_kg(report.paper_grams)} kg of paper"
             + (f" and {items}" if items else "")
-            + f". {points.issued} points were issued and {points.spent} points spent.",
+            + f". {points.issued} points were issued and {points.spent} points spent"
+            + (f"; {points.expired} points left unspent expired" if points.expired else "")
+            + ".",
             f"Value to the village. Staff took {delivered} products from {subject.village}"
             + (f" ({products})" if products else "")
             + f", worth {format_yuan(report.value_fen)} yuan to the village.",

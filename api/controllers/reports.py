@@ -41,9 +41,9 @@ FORMAT_QUERY = Annotated[
 PERIOD_RULES = (
     "The period is `?campaign=<id>` or `?from=YYYY-MM-DD&to=YYYY-MM-DD` (Asia/Shanghai days, "
     f"inclusive, at most {reports.MAX_PERIOD_DAYS} days). Drop-off figures count drop-offs "
-    "logged in the period; points issued, rejected, spent and released count when the ledger "
-    "moved them; held and outstanding are balances at the end of the period. Weights are "
-    "grams, money is fen, CO2e is grams; `co2e_factors` gives every factor of the set "
+    "logged in the period; points issued, rejected, spent, released and expired count when "
+    "the ledger moved them; held and outstanding are balances at the end of the period. "
+    "Weights are grams, money is fen, CO2e is grams; `co2e_factors` gives every factor of the set "
     "`co2e_factor_set` the report was computed with, each with its source. "
     "CSV: UTF-8 with a byte-order mark, the tables one after another (name, header, rows, blank "
     "line); text cells beginning with = + - @ (or a tab or carriage return) are prefixed with "
@@ -254,7 +254,7 @@ class ReportController(Controller):
         summary="Every department side by side, and the platform's totals",
         description="For platform admins and platform auditors. One row per department "
         "(members, participants, participation rate in per mille, grams of paper, items, points "
-        "issued and spent, value to the village in fen, grams of CO2e), sorted by `sort` "
+        "issued, spent and expired, value to the village in fen, grams of CO2e), sorted by `sort` "
         f"(default name) in `order` (asc or desc). {PERIOD_RULES}",
         responses=refusals(
             _400="A query parameter is malformed or too long (format, sort, order, campaign, "

@@ -165,6 +165,7 @@ def department_columns(request: Request[Any, Any, Any]) -> list[tuple[str, str, 
         ("items", _("Cartridges and devices"), True),
         ("points_issued", _("Points issued"), True),
         ("points_spent", _("Points spent"), True),
+        ("points_expired", _("Points expired"), True),
         ("value_fen", _("Yuan for the village"), True),
         ("co2e_grams", _("kg CO2e avoided"), True),
     ]

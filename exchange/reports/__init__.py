@@ -21,7 +21,9 @@ When things count:
   status now;
 - points figures count when the ledger moved the points: issued when a credit was posted
   (the drop-off confirmed, `decided_at`), rejected when voided, spent when an order was
-  picked up and released when cancelled or expired (`resolved_at`). `pending` is the credit
+  picked up and released when cancelled or expired (`resolved_at`), expired when the expiry
+  sweep moved what was left of a campaign's points to the department's expiry account
+  (`points_expiries.expired_at`, exchange/expiry.py). `pending` is the credit
   of drop-offs logged in the period and still awaiting a steward. `held` and `outstanding`
   are balances at the end of the period: points held by open orders, and the posted
   balances of every employee account;

@@ -140,6 +140,7 @@ class _Dept:
     rejected: int = 0
     spent: int = 0
     released: int = 0
+    expired: int = 0
     value_fen: int = 0
     held: int = 0
     outstanding: int = 0
@@ -239,6 +240,7 @@ async def _movements(
         figures.rejected += found["points_rejected"]
         figures.spent += found["points_spent"]
         figures.released += found["points_released"]
+        figures.expired += found["points_expired"]
         for status in rollups.ORDER_STATUSES:
             figures.add_order_status(
                 status, found[f"orders_{status}"], found[f"orders_{status}_points"]
@@ -249,7 +251,7 @@ async def _balances_at_end(
     session: AsyncSession, scope: str | None, period: Period, groups: dict[str, _Dept]
 ) -> None:
     """Points held by open orders and the employees' posted balances at the end of the
-    period: everything placed, issued, spent and released before it."""
+    period: everything placed, issued, spent, released and expired before it."""
     end_day, part = period.before_end
     table = rollups.DAYS.table
     source = _source(session, rollups.DAYS, scope, table.c.day < end_day, [part] if part else [])
@@ -257,7 +259,7 @@ async def _balances_at_end(
     placed = sum(source.c[f"orders_{status}_points"] for status in rollups.ORDER_STATUSES)
     query = select(
         dept,
-        _sum(source.c.points_issued - source.c.points_spent),
+        _sum(source.c.points_issued - source.c.points_spent - source.c.points_expired),
         _sum(placed - source.c.points_spent - source.c.points_released),
     ).group_by(*keys)
     for dept_id, outstanding, held in await _rows(session, query):
@@ -452,6 +454,7 @@ async def _report(
             spent=total.spent,
             held=total.held,
             released=total.released,
+            expired=total.expired,
             outstanding=total.outstanding,
         ),
         orders_by_status=_statuses(total.orders, rollups.ORDER_STATUSES),
@@ -506,6 +509,7 @@ async def platform_report(
                 items=sum(c.quantity for c in categories if c.unit != Unit.gram.value),
                 points_issued=figures.issued,
                 points_spent=figures.spent,
+                points_expired=figures.expired,
                 value_fen=figures.value_fen,
                 co2e_grams=sum(c.co2e_grams or 0 for c in categories),
             )

@@ -74,6 +74,7 @@ class PointsSummary:
     spent: int
     held: int  # at the end of the period
     released: int
+    expired: int  # moved to the department's expiry account by the expiry sweep
     outstanding: int  # employees' posted balances at the end of the period
 
 
@@ -139,6 +140,7 @@ class DepartmentRow:
     items: int
     points_issued: int
     points_spent: int
+    points_expired: int
     value_fen: int
     co2e_grams: int
 

@@ -1,9 +1,10 @@
 """Rollups: what each drop-off and order adds to the report counters, defined once.
 
-Every rollup table (exchange/models.py, migration 0009) is a sum over raw rows: a row of
-`dropoffs` or `orders` adds a contribution (a key and counters, SQL expressions of the row),
-so a write changes a rollup by the new row's contribution less the old row's. From these
-definitions this module renders
+Every rollup table (exchange/models.py, migrations 0009 and 0014) is a sum over raw rows: a
+row of `dropoffs`, `orders` or `points_expiries` adds a contribution (a key and counters, SQL
+expressions of the row), so a write changes a rollup by the new row's contribution less the
+old row's. (Participants' month and year rows are the exception: they count the days, and
+the months, with activity; see `Rollup.spans`.) From these definitions this module renders
 
 - the triggers that keep the rollups in the transaction of every write, whichever code path
   writes: on PostgreSQL a PL/pgSQL function per raw table, run by constraint triggers
@@ -15,13 +16,16 @@ definitions this module renders
   benchmark's bulk load), and the reports read it for the part of a day that a period
   covers (a campaign that starts or ends within a day).
 
-Each upsert adds the old and the new contribution of a row in one statement (grouped by
-key), so an update that keeps the key touches one counter row once; an update that changes
-nothing a rollup counts is filtered out before the trigger runs.
+A trigger writes each counter row it changes with one plain `INSERT … VALUES … ON CONFLICT
+DO UPDATE`: the parts of a write that land on one key (the old and new row of an update that
+keeps its key; a drop-off logged and credited the same day) are summed first, and an update
+that nets to nothing writes nothing; an update that changes no column a rollup reads is
+filtered out before the trigger runs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +38,7 @@ from catalog.models import UTCDateTime
 from exchange.models import (
     Dropoff,
     Order,
+    PointsExpiry,
     ReportDay,
     ReportDropoffDay,
     ReportFirstDropoff,
@@ -44,7 +49,7 @@ from exchange.models import (
 
 DROPOFF_STATUSES = ("pending", "confirmed", "rejected")
 ORDER_STATUSES = ("reserved", "fulfilled", "cancelled", "expired")
-SPANS = ("day", "month", "year")
+SPANS = ("day", "month", "year")  # participants' rows, each span counting the one before
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,10 @@ class Rollup:
     keys: tuple[str, ...]
     values: dict[str, str]  # column -> how it merges: sum (signed), max or min
     sources: tuple[Source, ...]
+    # Beside the day rows (`span` 'day'), rows per month and per year (keyed by their first
+    # day) that count the days of the month, and the months of the year, in which a counter
+    # was above zero: they change only when a row below turns non-zero or back to zero.
+    spans: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -256,6 +265,14 @@ DAYS = Rollup(
             },
             lambda r: f"{r}.resolved_at IS NOT NULL",
         ),
+        # A campaign's points expired for an employee (exchange/expiry.py), on that day.
+        Source(
+            "points_expiries",
+            "expired_at",
+            _day_of("expired_at"),
+            lambda r: {"points_expired": f"{r}.expired_points"},
+            lambda r: f"{r}.expired_at IS NOT NULL AND {r}.expired_points > 0",
+        ),
     ),
 )
 PRODUCT_DAYS = Rollup(
@@ -292,12 +309,14 @@ PARTICIPANTS = Rollup(
     ReportParticipant.__table__,
     ("department_id", "span", "start_day", "user_id"),
     {"dropoffs": "sum", "orders": "sum"},
-    tuple(
-        _participant(span, "dropoffs", "dropoffs", lambda r: f"{r}.status = 'confirmed'")
-        for span in SPANS
-    )
-    + tuple(_participant(span, "orders", "orders", lambda r: "1 = 1") for span in SPANS),
+    (
+        _participant("day", "dropoffs", "dropoffs", lambda r: f"{r}.status = 'confirmed'"),
+        _participant("day", "orders", "orders", lambda r: "1 = 1"),
+    ),
+    spans=SPANS[1:],
 )
+# Kept by the participants' cascade (`_first_day_hooks`): a day of an employee's turns to
+# having a confirmed drop-off, or back.
 FIRST_DROPOFFS = Rollup(
     ReportFirstDropoff.__table__,
     ("department_id", "user_id"),
@@ -325,11 +344,16 @@ WATCHED = {
         "department_id", "user_id", "product_id", "product_name", "product_unit",
         "quantity", "points", "value_fen", "status", "created_at", "resolved_at",
     ),
+    "points_expiries": ("department_id", "expired_at", "expired_points"),
 }  # fmt: skip
-RAW = {"dropoffs": Dropoff.__table__, "orders": Order.__table__}
+RAW = {
+    "dropoffs": Dropoff.__table__,
+    "orders": Order.__table__,
+    "points_expiries": PointsExpiry.__table__,
+}
 
 
-# --- rendering --------------------------------------------------------------------------------
+# --- the triggers ------------------------------------------------------------------------------
 
 
 def _values(rollup: Rollup, source: Source, r: str, d: Dialect) -> Expressions:
@@ -337,6 +361,377 @@ def _values(rollup: Rollup, source: Source, r: str, d: Dialect) -> Expressions:
     if "{day}" in found.get("first_day", ""):  # the first confirmed drop-off's day
         found = {"first_day": _logged_day(r, d)}
     return found
+
+
+_LITERAL = re.compile(r"'[^']*'")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What one image of a written row (OLD taken back, NEW added) gives a rollup through one
+    of its sources: a key and values, when the source's condition holds."""
+
+    rollup: Rollup
+    source: Source
+    row: str
+    sign: int
+    d: Dialect
+
+    @property
+    def keys(self) -> Expressions:
+        return self.source.keys(self.row, self.d)
+
+    @property
+    def active(self) -> str:
+        return f"({self.source.when(self.row)})"
+
+    def value(self, column: str) -> str | None:
+        found = _values(self.rollup, self.source, self.row, self.d).get(column)
+        if found is not None and self.rollup.values[column] == "sum" and self.sign < 0:
+            return f"-({found})"
+        return found
+
+    def may_share_key(self, other: _Part) -> bool:
+        """False when a key column is a different constant in each (a participant's day row
+        and month row never meet)."""
+        return not any(
+            _LITERAL.fullmatch(mine) and _LITERAL.fullmatch(theirs) and mine != theirs
+            for mine, theirs in ((self.keys[k], other.keys[k]) for k in self.rollup.keys)
+        )
+
+    def meets(self, other: _Part) -> str:
+        """SQL: this part counts and has the other's key."""
+        same = "IS NOT DISTINCT FROM" if self.d.postgresql else "IS"
+        differ = [
+            f"{self.keys[k]} {same} {other.keys[k]}"
+            for k in self.rollup.keys
+            if self.keys[k] != other.keys[k]
+        ]
+        return " AND ".join([self.active, *differ])
+
+
+@dataclass
+class _Locals:
+    """The variables of a PL/pgSQL trigger function: an expression that an event's upserts
+    use more than once (whether two parts meet, a net change) is computed once, at the
+    start of the event's branch."""
+
+    declared: dict[str, str] = field(default_factory=dict)  # name -> type
+    assignments: list[str] = field(default_factory=list)  # of the branch being rendered
+    names: dict[str, str] = field(default_factory=dict)  # expression -> name, in the branch
+
+    def of(self, expression: str, sql_type: str) -> str:
+        if expression not in self.names:
+            name = f"v{len(self.declared)}"
+            self.declared[name] = sql_type
+            self.names[expression] = name
+            self.assignments.append(f"{name} := {expression}")
+        return self.names[expression]
+
+    def named(self, name: str, sql_type: str) -> str:
+        self.declared[name] = sql_type
+        return name
+
+    def branch(self) -> list[str]:
+        """The assignments of the branch just rendered; the next starts afresh."""
+        assignments, self.assignments, self.names = self.assignments, [], {}
+        return assignments
+
+
+def _upserts(
+    rollup: Rollup,
+    table: str,
+    rows: Sequence[tuple[str, int]],
+    d: Dialect,
+    local: _Locals | None = None,
+) -> list[str]:
+    """Plain upserts (one row of VALUES each) adding the contributions of the row images
+    `rows` (OLD -1, NEW +1) of `table` to the rollup. Parts that land on one key are summed
+    into the first of them that counts, so a key is written once; an update that nets to
+    nothing writes nothing. A minimum or maximum cannot take a contribution back: a rollup of
+    only those adds the new row's (see `_repair_first_dropoff` for taking one back). With
+    `local` (PostgreSQL), what is used twice is computed once into a variable."""
+    parts = [
+        _Part(rollup, source, row, sign, d)
+        for row, sign in rows
+        for source in rollup.sources
+        if source.table == table and (rollup.counters or sign > 0)
+    ]
+
+    def once(expression: str, sql_type: str) -> str:
+        return local.of(expression, sql_type) if local else f"({expression})"
+
+    def meets(p: _Part, part: _Part) -> str:
+        return once(p.meets(part), "boolean")
+
+    found: list[tuple[list[_Part], Expressions, str]] = []  # (parts, values, guard)
+    for i, part in enumerate(parts):
+        earlier = [p for p in parts[:i] if p.may_share_key(part)]
+        later = [p for p in parts[i + 1 :] if p.may_share_key(part)]
+        guard = [part.active, *(f"NOT {meets(p, part)}" for p in earlier)]
+        values: dict[str, str] = {}
+        for column, how in rollup.values.items():
+            mine = part.value(column)
+            theirs = [(p, v) for p in later if (v := p.value(column)) is not None]
+            if how == "sum":
+                terms = [mine] if mine is not None else []
+                terms += [f"CASE WHEN {meets(p, part)} THEN {v} ELSE 0 END" for p, v in theirs]
+                if terms:
+                    values[column] = " + ".join(terms)
+            elif mine is not None:
+                for p, v in theirs:
+                    mine = d.merge(
+                        how, mine, f"COALESCE(CASE WHEN {meets(p, part)} THEN {v} END, {mine})"
+                    )
+                values[column] = mine
+        if rollup.counters and {part.sign, *(p.sign for p in later)} == {-1, 1}:
+            for c in rollup.counters:
+                if c in values:
+                    values[c] = once(values[c], "bigint")
+            nets = [f"{values[c]} <> 0" for c in rollup.counters if c in values]
+            guard.append(f"({' OR '.join(nets)})")
+        condition = " AND ".join(guard)
+        last = found[-1] if found else None
+        if (
+            d.postgresql  # rows that never share a key, of the same values and condition
+            and last is not None
+            and (last[1], last[2]) == (values, condition)
+            and not any(p.may_share_key(part) for p in last[0])
+        ):
+            last[0].append(part)
+        else:
+            found.append(([part], values, condition))
+    if not rollup.spans:
+        return [_upsert(rollup, group, values, guard, d) for group, values, guard in found]
+    statements = []
+    for (part,), values, guard in found:  # a cascade's parts are never grouped: one key
+        then = _cascade(rollup, part, values, guard, d, local)
+        if d.postgresql:
+            statements.append(_upsert(rollup, [part], values, guard, d, then[0]))
+        else:
+            statements += [_upsert(rollup, [part], values, guard, d), *then]
+    return statements
+
+
+def _cascade(
+    rollup: Rollup,
+    part: _Part,
+    values: Expressions,
+    guard: str,
+    d: Dialect,
+    local: _Locals | None,
+) -> list[str]:
+    """After a day row's upsert, its month's and year's rows, each changed only when the row
+    below it turned non-zero or back to zero; and for drop-offs, the first day's hooks. On
+    PostgreSQL one tail of the day's upsert (RETURNING … INTO, then PL/pgSQL); on SQLite
+    statements that read the rows just written."""
+    counters = rollup.counters
+    day = part.keys["start_day"]
+
+    def key(span: str) -> Expressions:
+        start = day if span == "day" else d.start_of(span, day)
+        return {**part.keys, "span": f"'{span}'", "start_day": start}
+
+    if d.postgresql:
+        assert local is not None
+        now = [local.named(f"now_{c}", "bigint") for c in counters]
+        up = [local.named(f"up_{c}", "bigint") for c in counters]
+        returning = f" RETURNING {', '.join(f't.{c}' for c in counters)} INTO {', '.join(now)}"
+
+        def turned(delta: Sequence[str]) -> str:
+            return "; ".join(
+                f"{u} := ({n} > 0)::int - ({n} - ({x}) > 0)::int"
+                for u, n, x in zip(up, now, delta, strict=True)
+            )
+
+        tail = f"; {turned([values.get(c, '0') for c in counters])}"
+        if part.source.table == "dropoffs":
+            tail += "; " + _first_day_hooks(part, d, up[counters.index("dropoffs")])
+        closing = ""
+        for span in rollup.spans:
+            changed = " OR ".join(f"{u} <> 0" for u in up)
+            upward = dict(zip(counters, up, strict=True))
+            insert = _upsert(rollup, [key(span)], upward, "TRUE", d)
+            insert = insert.removeprefix("IF TRUE THEN ").removesuffix("; END IF")
+            tail += f"; IF {changed} THEN {insert}{returning}; {turned(up)}"
+            closing += "; END IF"
+        return [returning + tail + closing]
+
+    def stored(c: str, span: str) -> str:
+        k = key(span)
+        return (
+            f"(SELECT {c} FROM {rollup.name} WHERE department_id = {k['department_id']} AND "
+            f"span = {k['span']} AND start_day = {k['start_day']} AND user_id = {k['user_id']})"
+        )
+
+    # How a counter of the row of `span` turned, given the change of the row below it.
+    delta = {c: f"({values.get(c, '0')})" for c in counters}
+    statements = []
+    for below, span in zip(("day", *rollup.spans), rollup.spans, strict=False):
+        turned = {
+            c: f"(({stored(c, below)} > 0) - ({stored(c, below)} - {delta[c]} > 0))"
+            for c in counters
+        }
+        if below == "day" and part.source.table == "dropoffs":
+            statements += _first_day_hooks(part, d, turned["dropoffs"], guard)
+        changed = " OR ".join(f"{t} <> 0" for t in turned.values())
+        statements.append(_upsert(rollup, [key(span)], turned, f"{guard} AND ({changed})", d))
+        delta = turned
+    return statements
+
+
+def _upsert(
+    rollup: Rollup,
+    parts: Sequence[_Part | Expressions],
+    values: Expressions,
+    guard: str,
+    d: Dialect,
+    then: str = "",
+) -> str:
+    """The upsert of the parts' rows (their keys, the same values): on PostgreSQL `IF guard
+    THEN INSERT … VALUES … [then] END IF` (`then` may start with the RETURNING clause), on
+    SQLite (no IF in a trigger; one part) `INSERT … SELECT … WHERE guard`."""
+    rows = []
+    for part in parts:
+        keys = part.keys if isinstance(part, _Part) else part
+        given = [keys[k] for k in rollup.keys]
+        given += [
+            values.get(c, "0" if how == "sum" else "NULL") for c, how in rollup.values.items()
+        ]
+        rows.append(", ".join(given))
+    # SQLite takes no alias for the target inside a trigger: its bare columns are the row's.
+    target = f"{rollup.name} AS t" if d.postgresql else rollup.name
+    prefix = "t." if d.postgresql else ""
+    updates = ", ".join(
+        f"{c} = {d.merge(how, prefix + c, f'excluded.{c}')}"
+        for c, how in rollup.values.items()
+        if c in values
+    )
+    if not rollup.counters:  # only a minimum or maximum: a row is written when it improves
+        better = {"min": "<", "max": ">"}
+        updates += " WHERE " + " OR ".join(
+            f"excluded.{c} {better[how]} {prefix}{c}" for c, how in rollup.values.items()
+        )
+    columns = ", ".join((*rollup.keys, *rollup.values))
+    conflict = f"ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {updates}"
+    if d.postgresql:
+        listed = ", ".join(f"({row})" for row in rows)
+        insert = f"INSERT INTO {target} ({columns}) VALUES {listed} {conflict}"
+        return f"IF {guard} THEN {insert}{then}; END IF"
+    (row,) = rows
+    return f"INSERT INTO {target} ({columns}) SELECT {row} WHERE {guard} {conflict}"
+
+
+def _first_day_hooks(part: _Part, d: Dialect, turned: str, guard: str = "") -> Any:
+    """An employee's first day with a confirmed drop-off, when one of their days turns to
+    having one (`turned` = 1: the earlier of the two) or to having none any more (-1: if it
+    was the first, recomputed from their confirmed drop-offs). PostgreSQL: one IF statement
+    (`turned` a variable); SQLite: statements guarded by `guard`."""
+    k = part.keys
+    who = f"department_id = {k['department_id']} AND user_id = {k['user_id']}"
+    first = (
+        f"INSERT INTO report_first_dropoffs{' AS t' if d.postgresql else ''} "
+        "(department_id, user_id, first_day) "
+        + (
+            f"VALUES ({k['department_id']}, {k['user_id']}, {k['start_day']})"
+            if d.postgresql
+            else f"SELECT {k['department_id']}, {k['user_id']}, {k['start_day']} "
+            f"WHERE {guard} AND {turned} = 1"
+        )
+        + " ON CONFLICT (department_id, user_id) DO UPDATE SET first_day = excluded.first_day "
+        f"WHERE excluded.first_day < {'t.' if d.postgresql else ''}first_day"
+    )
+    again = f"AND {guard} AND {turned} = -1" if not d.postgresql else ""
+    forget = (
+        f"DELETE FROM report_first_dropoffs WHERE {who} AND first_day = {k['start_day']} {again}"
+    )
+    recompute = (
+        "INSERT INTO report_first_dropoffs (department_id, user_id, first_day) "
+        f"SELECT department_id, user_id, min({_logged_day('r', d)}) FROM dropoffs AS r "
+        f"WHERE r.{who.replace(' AND user_id', ' AND r.user_id')} AND r.status = 'confirmed' "
+        f"{again} GROUP BY department_id, user_id "
+        "ON CONFLICT (department_id, user_id) DO NOTHING"
+    )
+    if d.postgresql:
+        return (
+            f"IF {turned} = 1 THEN {first}; ELSIF {turned} = -1 THEN {forget}; {recompute}; END IF"
+        )
+    return [first, forget, recompute]
+
+
+def _watched(table: str, d: Dialect) -> str:
+    differs = "IS DISTINCT FROM" if d.postgresql else "IS NOT"
+    return " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in WATCHED[table])
+
+
+EVENTS = {"INSERT": [("NEW", 1)], "UPDATE": [("OLD", -1), ("NEW", 1)], "DELETE": [("OLD", -1)]}
+
+
+def _body(table: str, event: str, d: Dialect, local: _Locals | None = None) -> list[str]:
+    """What a trigger runs for one event on one raw table."""
+    rollups = [
+        r for r in ROLLUPS if r is not FIRST_DROPOFFS and any(s.table == table for s in r.sources)
+    ]
+    body = [s for r in rollups for s in _upserts(r, table, EVENTS[event], d, local)]
+    return (local.branch() if local else []) + body
+
+
+def install_statements(dialect: str) -> list[str]:
+    """The triggers (and on PostgreSQL their functions) that keep every rollup.
+
+    On PostgreSQL they are constraint triggers deferred to the commit: a write takes its
+    department's counter rows last, after the department's ledger head (which every writer
+    takes before it commits), so two writers never wait on counter rows in opposite orders
+    — an order's Python path inserts its row before it holds the points, so an immediate
+    trigger would lock the day's counters before the head."""
+    d = Dialect(dialect)
+    statements = []
+    for table in RAW:
+        function = f"report_rollup_{table}"
+        if d.postgresql:
+            local = _Locals()
+            branches = "\n  ELSIF ".join(
+                f"TG_OP = '{event}' THEN\n    "
+                + ";\n    ".join(_body(table, event, d, local))
+                + ";"
+                for event in EVENTS
+            )
+            declared = "".join(f"  {name} {t};\n" for name, t in local.declared.items())
+            statements += [
+                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                f"DECLARE\n{declared}BEGIN\n  IF {branches}\n  END IF;\n  RETURN NULL;\nEND\n$$",
+                f"DROP TRIGGER IF EXISTS {function}_write ON {table}",
+                f"DROP TRIGGER IF EXISTS {function}_change ON {table}",
+                f"CREATE CONSTRAINT TRIGGER {function}_write AFTER INSERT OR DELETE ON {table} "
+                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()",
+                f"CREATE CONSTRAINT TRIGGER {function}_change AFTER UPDATE ON {table} "
+                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({_watched(table, d)}) "
+                f"EXECUTE FUNCTION {function}()",
+            ]
+            continue
+        for event in EVENTS:
+            when = f" WHEN {_watched(table, d)}" if event == "UPDATE" else ""
+            name = f"{function}_{event.lower()}"
+            statements += [
+                f"DROP TRIGGER IF EXISTS {name}",
+                f"CREATE TRIGGER {name} AFTER {event} ON {table}{when} BEGIN\n  "
+                + ";\n  ".join(_body(table, event, d))
+                + ";\nEND",
+            ]
+    return statements
+
+
+def uninstall_statements(dialect: str) -> list[str]:
+    if dialect == "postgresql":
+        return [f"DROP FUNCTION IF EXISTS report_rollup_{table}() CASCADE" for table in RAW]
+    return [
+        f"DROP TRIGGER IF EXISTS report_rollup_{table}_{event.lower()}"
+        for table in RAW
+        for event in EVENTS
+    ]
+
+
+# --- recomputing from the raw rows -------------------------------------------------------------
 
 
 def _select(rollup: Rollup, source: Source, r: str, d: Dialect, sign: int) -> str:
@@ -355,141 +750,6 @@ def _grouped(rollup: Rollup, rows: str) -> str:
     keys = ", ".join(rollup.keys)
     aggregates = ", ".join(f"{how}({column}) AS {column}" for column, how in rollup.values.items())
     return f"SELECT {keys}, {aggregates} FROM ({rows}) AS c GROUP BY {keys}"
-
-
-def _upsert(rollup: Rollup, selected: str, d: Dialect) -> str:
-    # SQLite takes no alias for the target inside a trigger: its bare columns are the row's.
-    target = f"{rollup.name} AS t" if d.postgresql else rollup.name
-    prefix = "t." if d.postgresql else ""
-    columns = ", ".join((*rollup.keys, *rollup.values))
-    updates = ", ".join(
-        f"{c} = {d.merge(how, prefix + c, f'excluded.{c}')}" for c, how in rollup.values.items()
-    )
-    return (
-        f"INSERT INTO {target} ({columns}) {selected} "
-        f"ON CONFLICT ({', '.join(rollup.keys)}) DO UPDATE SET {updates}"
-    )
-
-
-def trigger_statement(
-    rollup: Rollup, table: str, rows: Sequence[tuple[str, int]], d: Dialect
-) -> str:
-    """One upsert adding the contributions of the given rows (OLD -1, NEW +1) of `table`.
-    A minimum or maximum cannot take a contribution back: a rollup of only those adds the new
-    row's (see `_repair_first_dropoff` for taking one back)."""
-    if not rollup.counters:
-        rows = [(r, sign) for r, sign in rows if sign > 0]
-    parts = [
-        f"{_select(rollup, s, r, d, sign)} WHERE {r}.department_id IS NOT NULL AND ({s.when(r)})"
-        for s in rollup.sources
-        if s.table == table
-        for r, sign in rows
-    ]
-    if not parts:
-        return None
-    grouped = _grouped(rollup, " UNION ALL ".join(parts))
-    if rollup.counters:  # a change that nets to nothing writes nothing
-        grouped += " HAVING " + " OR ".join(f"sum({c}) <> 0" for c in rollup.counters)
-    elif d.name == "sqlite":
-        grouped += " HAVING 1 = 1"  # SQLite: an upsert's SELECT needs a WHERE or HAVING
-    return _upsert(rollup, grouped, d)
-
-
-def _repair_first_dropoff(d: Dialect, old: str = "OLD") -> list[str]:
-    """A confirmed drop-off that stops counting may have been its employee's first: the
-    minimum cannot be taken back, so it is recomputed from that employee's drop-offs."""
-    condition = f"{old}.status = 'confirmed'"
-    recompute = (
-        f"SELECT department_id, user_id, min({_logged_day('r', d)}) FROM dropoffs AS r "
-        f"WHERE r.department_id = {old}.department_id AND r.user_id = {old}.user_id "
-        f"AND r.status = 'confirmed' AND {condition} GROUP BY department_id, user_id"
-    )
-    return [
-        f"DELETE FROM report_first_dropoffs WHERE department_id = {old}.department_id "
-        f"AND user_id = {old}.user_id AND {condition}",
-        f"INSERT INTO report_first_dropoffs (department_id, user_id, first_day) {recompute}",
-    ]
-
-
-def _contributes(rollup: Rollup, table: str, r: str) -> str:
-    """Whether row `r` (OLD or NEW, NULL when there is none) adds anything to the rollup."""
-    whens = " OR ".join(f"({s.when(r)})" for s in rollup.sources if s.table == table)
-    return f"({r}.department_id IS NOT NULL AND ({whens}))"
-
-
-def _watched(table: str, d: Dialect) -> str:
-    differs = "IS DISTINCT FROM" if d.postgresql else "IS NOT"
-    return " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in WATCHED[table])
-
-
-def _statements(
-    rollups: Sequence[Rollup], table: str, rows: Sequence[tuple[str, int]], d: Dialect
-) -> list[str]:
-    found = (trigger_statement(r, table, rows, d) for r in rollups)
-    return [statement for statement in found if statement]
-
-
-def install_statements(dialect: str) -> list[str]:
-    """The triggers (and on PostgreSQL their functions) that keep every rollup."""
-    d = Dialect(dialect)
-    statements = []
-    for table in RAW:
-        rollups = [r for r in ROLLUPS if any(s.table == table for s in r.sources)]
-        repair = _repair_first_dropoff(d) if table == "dropoffs" else []
-        function = f"report_rollup_{table}"
-        if d.postgresql:
-            # Each upsert only when the old or the new row counts in that rollup at all.
-            body = [
-                f"IF {_contributes(r, table, 'OLD')} OR {_contributes(r, table, 'NEW')} THEN "
-                f"{statement}; END IF"
-                for r in rollups
-                if (statement := trigger_statement(r, table, [("OLD", -1), ("NEW", 1)], d))
-            ]
-            if repair:
-                body.append(
-                    f"IF TG_OP <> 'INSERT' AND OLD.status = 'confirmed' THEN "
-                    f"{'; '.join(repair)}; END IF"
-                )
-            statements += [
-                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                "BEGIN\n  " + ";\n  ".join(body) + ";\n  RETURN NULL;\nEND\n$$",
-                f"DROP TRIGGER IF EXISTS {function}_write ON {table}",
-                f"DROP TRIGGER IF EXISTS {function}_change ON {table}",
-                f"CREATE CONSTRAINT TRIGGER {function}_write AFTER INSERT OR DELETE ON {table} "
-                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()",
-                f"CREATE CONSTRAINT TRIGGER {function}_change AFTER UPDATE ON {table} "
-                f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({_watched(table, d)}) "
-                f"EXECUTE FUNCTION {function}()",
-            ]
-            continue
-        for event, rows, when in (
-            ("INSERT", [("NEW", 1)], ""),
-            ("UPDATE", [("OLD", -1), ("NEW", 1)], f" WHEN {_watched(table, d)}"),
-            ("DELETE", [("OLD", -1)], ""),
-        ):
-            body = _statements(rollups, table, rows, d)
-            body += repair if event != "INSERT" else []
-            name = f"{function}_{event.lower()}"
-            statements += [
-                f"DROP TRIGGER IF EXISTS {name}",
-                f"CREATE TRIGGER {name} AFTER {event} ON {table}{when} BEGIN\n  "
-                + ";\n  ".join(body)
-                + ";\nEND",
-            ]
-    return statements
-
-
-def uninstall_statements(dialect: str) -> list[str]:
-    if dialect == "postgresql":
-        return [f"DROP FUNCTION IF EXISTS report_rollup_{table}() CASCADE" for table in RAW]
-    return [
-        f"DROP TRIGGER IF EXISTS report_rollup_{table}_{event}"
-        for table in RAW
-        for event in ("insert", "update", "delete")
-    ]
-
-
-# --- recomputing from the raw rows -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -536,7 +796,18 @@ def recompute_sql(
             f"{_select(rollup, source, 'r', d, 1)} FROM {source.table} AS r "
             f"WHERE {' AND '.join(conditions)}"
         )
-    return _grouped(rollup, " UNION ALL ".join(parts)), params.values
+    levels = [_grouped(rollup, " UNION ALL ".join(parts))]
+    for span in rollup.spans:  # each span counts the rows of the one below above zero
+        start = d.start_of(span, "below.start_day")
+        counts = ", ".join(
+            f"sum(CASE WHEN below.{c} > 0 THEN 1 ELSE 0 END) AS {c}" for c in rollup.counters
+        )
+        levels.append(
+            f"SELECT below.department_id AS department_id, '{span}' AS span, {start} AS start_day, "
+            f"below.user_id AS user_id, {counts} FROM ({levels[-1]}) AS below "
+            f"GROUP BY below.department_id, {start}, below.user_id"
+        )
+    return " UNION ALL ".join(levels), params.values
 
 
 def recomputed(
@@ -557,10 +828,10 @@ def recomputed(
     return sa.text(sql).bindparams(*binds).columns(*columns).subquery()
 
 
-def rebuild_statements(dialect: str) -> list[str]:
-    """Empty every rollup and fill it again from the raw rows."""
+def rebuild_statements(dialect: str, which: Sequence[Rollup] = ROLLUPS) -> list[str]:
+    """Empty the rollups (every one, or those given) and fill them again from the raw rows."""
     statements = []
-    for rollup in ROLLUPS:
+    for rollup in which:
         sql, _ = recompute_sql(rollup, dialect)
         columns = ", ".join((*rollup.keys, *rollup.values))
         statements += [f"DELETE FROM {rollup.name}", f"INSERT INTO {rollup.name} ({columns}) {sql}"]

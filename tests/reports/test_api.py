@@ -6,12 +6,16 @@ import io
 
 import openpyxl
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import db
+from exchange.expiry import sweep_expiry
+from exchange.models import Campaign
 from tests.conftest import World
 from tests.exchange.helpers import Client
-from tests.reports.seed import TEA_NAME, Seeded, seed
+from tests.reports.seed import TEA_NAME, Seeded, at, seed
 
 PERIOD = "from=2026-06-08&to=2026-06-10"
 
@@ -32,7 +36,7 @@ async def test_a_department_report_is_for_its_coordinators_auditors_and_platform
         assert body["department_id"] == world.dept_a
         assert body["points"] == {
             "issued": 110, "pending": 60, "rejected": 100, "spent": 100, "held": 60,
-            "released": 60, "outstanding": 110,
+            "released": 60, "expired": 0, "outstanding": 110,
         }  # fmt: skip
         assert body["totals"]["paper_grams"] == 2060 and body["totals"]["paper_kg"] == "2.1"
         assert [d["day"] for d in body["days"]] == ["2026-06-08", "2026-06-09", "2026-06-10"]
@@ -155,6 +159,66 @@ async def test_the_platform_report_is_for_platform_staff_sorted_as_asked(
     assert workbook.sheetnames[:2] == ["summary", "departments"]
     rows = list(workbook["departments"].iter_rows(values_only=True))
     assert [row[1] for row in rows[1:]] == ["部门a", "部门b", "部门p"]
+
+
+async def test_points_expired_show_in_the_json_the_exports_and_the_report_pages(
+    client: Client,
+    world: World,
+    seeded: Seeded,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with db.transaction(session_factory) as session:
+        await (await session.connection()).execute(
+            update(Campaign.__table__)
+            .where(Campaign.__table__.c.id == seeded.campaign_id)
+            .values(points_expire_at=at(20, 0))
+        )
+    await sweep_expiry(session_factory, at(20, 12))
+    june = "from=2026-06-01&to=2026-06-30"
+    url = f"/api/departments/{world.dept_a}/report?{june}"
+    body = (await client.get(url, headers=world.headers["coord-a"])).json()
+    expired = body["points"]["expired"]
+    # What department A's employees had left of the campaign's points: all they were issued
+    # less what they spent and what their open order holds (which stays theirs).
+    assert expired == 262 - 130 - 30
+    assert body["points"]["outstanding"] == body["points"]["held"] == 30
+    csv_summary = dict(
+        _csv_tables(
+            (await client.get(f"{url}&format=csv", headers=world.headers["coord-a"])).content
+        )["summary"][1:]
+    )  # type: ignore[arg-type]
+    assert csv_summary["points_expired"] == str(expired)
+    platform = f"/api/reports/platform?{june}&sort=points_expired&order=desc"
+    rows = (await client.get(platform, headers=world.headers["admin"])).json()["departments"]
+    assert rows[0]["name"] == "部门a" and rows[0]["points_expired"] == expired
+    workbook = openpyxl.load_workbook(
+        io.BytesIO(
+            (await client.get(f"{platform}&format=xlsx", headers=world.headers["admin"])).content
+        )
+    )
+    header, first = list(workbook["departments"].iter_rows(values_only=True))[:2]
+    assert first[header.index("points_expired")] == expired
+
+    # The points card of both pages, and the admin's departments table, in both languages.
+    pages = {"coord-a": "/coord/report", "admin": "/admin/report"}
+    card = {"zh": "已过期（活动后未使用）", "en": "Expired (unspent after the campaign)"}
+    column = {"zh": "过期积分", "en": "Points expired"}
+    for language in ("zh", "en"):
+        client.cookies.set("exchange_lang", language)
+        for who, path in pages.items():
+            page = await client.get(f"{path}?{june}", headers=world.headers[who])
+            assert page.status_code == 200, (who, language)
+            shown = expired if who == "coord-a" else expired + 40  # and emp-b's 40 in B
+            assert f"{card[language]}</dt><dd>{shown}</dd>" in page.text, (who, language)
+            assert (column[language] in page.text) == (who == "admin"), (who, language)
+    client.cookies.delete("exchange_lang")
+
+    # The summary drafted for the month says how many points expired, in both languages.
+    summary = f"/api/departments/{world.dept_a}/summary?{june}"
+    drafted = await client.get(summary, headers=world.headers["coord-a"])
+    assert f"逾期未用过期积分{expired}分" in drafted.json()["text"]
+    drafted = await client.get(f"{summary}&language=en", headers=world.headers["coord-a"])
+    assert f"{expired} points left unspent expired" in drafted.json()["text"]
 
 
 async def test_the_reports_are_documented_with_their_refusals(client: Client) -> None:

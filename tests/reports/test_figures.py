@@ -94,6 +94,7 @@ async def test_a_department_report_for_three_days_has_every_figure_worked_out_by
         spent=100,  # o1
         held=60,  # o3 (picked up after the end) + o4
         released=60,  # o2
+        expired=0,  # the campaign's points never expire
         outstanding=110,  # d1 100 + d2 50 + d3 60 - o1 100
     )
     assert report.orders_by_status == (
@@ -128,7 +129,14 @@ async def test_a_campaign_report_covers_its_whole_window(
     assert report.categories == categories(paper=(4560, 3, 182, 13620), ink=(4, 2, 80))
     assert reports.format_kg(report.co2e_grams) == "13.6"
     assert report.points == PointsSummary(
-        issued=262, pending=60, rejected=100, spent=130, held=30, released=60, outstanding=132
+        issued=262,
+        pending=60,
+        rejected=100,
+        spent=130,
+        held=30,
+        released=60,
+        expired=0,
+        outstanding=132,
     )
     assert report.products == (
         ProductRow(seeded.rice, "石门大米", "5 kg 袋", 1, 1, 100, 3500),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
@@ -281,6 +282,47 @@ async def test_a_rebuild_makes_drifted_rollups_equal_again_and_check_names_the_r
     async with engine.begin() as conn:
         await rollups.rebuild(conn)
     await assert_rollups_equal_the_raw_rows(engine)
+
+
+async def test_any_writer_keeps_them_across_months_and_years_even_taking_a_drop_off_back(
+    shop: Shop, session_factory: Factory, engine: AsyncEngine
+) -> None:
+    """Participants' month and year rows count days and months with activity, so they move
+    only when a day turns active or idle: drop-offs and orders across a month's and a year's
+    end, then changes no exchange function makes — a confirmed drop-off rejected, moved to
+    another day, deleted — written straight into the table, as any writer may."""
+    month = 60 * 24 * 31
+    for tick in (0, 30, month, 60, 60 * 24 * 280, 60, month):  # into 2031 by the end
+        await step(shop, session_factory, ("drop", 1, 0, "paper", 500, False, tick))
+        await step(shop, session_factory, ("drop", 1, 1, "ink_cartridge", 1, False, 1))
+        await step(shop, session_factory, ("order", 1, 0, 0, 1, False, 1))
+    await assert_rollups_equal_the_raw_rows(engine)
+    auto = [*shop.employees][1]
+    async with engine.connect() as conn:
+        logged = (
+            await conn.execute(
+                sa.text("SELECT id FROM dropoffs WHERE department_id = :dept ORDER BY created_at"),
+                {"dept": auto},
+            )
+        ).scalars()
+        earliest, second, third = list(logged)[:3]
+        years = await conn.execute(
+            sa.text(
+                "SELECT DISTINCT start_day FROM report_participants WHERE span = 'year' AND "
+                "department_id = :dept AND dropoffs > 0 ORDER BY start_day"
+            ),
+            {"dept": auto},
+        )
+        assert [str(day)[:4] for day in years.scalars()] == ["2030", "2031"]
+    for change in (
+        "UPDATE dropoffs SET status = 'rejected' WHERE id = :id",
+        "UPDATE dropoffs SET local_day = '2030-12-31' WHERE id = :id",
+        "DELETE FROM dropoffs WHERE id = :id",
+    ):
+        async with engine.begin() as conn:
+            target = {"UPDATE dropoffs SET status": earliest, "UPDATE dropoffs SET local": second}
+            await conn.execute(sa.text(change), {"id": target.get(change[:26], third)})
+        await assert_rollups_equal_the_raw_rows(engine)
 
 
 async def test_writers_racing_in_one_department_keep_the_rollups_exact(

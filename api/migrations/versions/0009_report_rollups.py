@@ -3,9 +3,9 @@
 - Rollup tables (per department and Asia/Shanghai day: drop-offs by status, category and
   collection point; orders by status and product; points by movement; participation), the
   triggers on `dropoffs` and `orders` that keep them in every write's transaction, and their
-  backfill from the rows already there. The triggers and the backfill are rendered from the
-  definitions in exchange/reports/rollups.py; a later migration that changes those
-  definitions installs and rebuilds them again (and must then pin what this one rendered).
+  backfill from the rows already there. The triggers and the backfill were rendered from the
+  definitions in exchange/reports/rollups.py; migration 0014 changed those, so what this one
+  rendered is pinned in api/migrations/pinned/0009_rollups_*.sql.
 - CO2e factor sets (every change a new set, with who and when) and the default set, each
   factor citing its source and saying "to confirm" where its number was not read in it.
 - `campaigns.cartridges_remanufactured`, and the factor set a saved summary was drafted with.
@@ -20,8 +20,8 @@ from datetime import UTC, date, datetime
 import sqlalchemy as sa
 from alembic import op
 
+from api.migrations.pinned import statements as pinned
 from catalog.models import UTCDateTime
-from exchange.reports import rollups
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -207,10 +207,9 @@ def upgrade() -> None:
     op.create_index(
         "ix_report_first_dropoffs_day", "report_first_dropoffs", ["department_id", "first_day"]
     )
-    for statement in rollups.install_statements(dialect):
-        op.get_bind().exec_driver_sql(statement)
-    for statement in rollups.rebuild_statements(dialect):
-        op.get_bind().exec_driver_sql(statement)
+    for what in ("install", "rebuild"):
+        for statement in pinned(f"0009_rollups_{what}", dialect):
+            op.get_bind().exec_driver_sql(statement)
 
     sets = op.create_table(
         "co2e_factor_sets",
@@ -256,7 +255,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for statement in rollups.uninstall_statements(op.get_bind().dialect.name):
+    for statement in pinned("0009_rollups_uninstall", op.get_bind().dialect.name):
         op.get_bind().exec_driver_sql(statement)
     op.drop_table("co2e_factors")
     op.drop_table("co2e_factor_sets")

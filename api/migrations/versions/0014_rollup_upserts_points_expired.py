@@ -1,0 +1,55 @@
+"""Rollups kept by plain upserts, and points expired in the reports.
+
+- Each trigger adds a written row's contribution with one `INSERT … VALUES … ON CONFLICT DO
+  UPDATE` per counter row it changes (none when nothing a rollup counts changed), instead
+  of an `INSERT … SELECT … GROUP BY` over the old and new row that PostgreSQL planned
+  afresh on every call.
+- A participant's month and year rows count the days (months) in which they took part, so
+  they change only when a day row turns non-zero or back (one row written per drop-off, not
+  three), and the first day with a confirmed drop-off is touched only then; rebuilt.
+- `report_days.points_expired`: the points the expiry sweep moved to the department's
+  expiry account that day, kept by a trigger on `points_expiries` and backfilled.
+
+The triggers are rendered from exchange/reports/rollups.py; a later migration that changes
+those definitions must pin what this one rendered (as api/migrations/pinned/ does for 0009).
+
+Revision ID: 0014
+Revises: 0012
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from api.migrations.pinned import statements as pinned
+from exchange.reports import rollups
+
+revision: str = "0014"
+down_revision: str | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _run(statements: list[str]) -> None:
+    for statement in statements:
+        # exec_driver_sql: the bodies hold ':' that are not bind parameters.
+        op.get_bind().exec_driver_sql(statement)
+
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    op.add_column(
+        "report_days",
+        sa.Column("points_expired", sa.BigInteger(), nullable=False, server_default="0"),
+    )
+    _run(rollups.uninstall_statements(dialect) + rollups.install_statements(dialect))
+    _run(rollups.rebuild_statements(dialect, [rollups.DAYS, rollups.PARTICIPANTS]))
+
+
+def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    _run(rollups.uninstall_statements(dialect))
+    # Both databases drop a column in place (SQLite since 3.35), without copying the table.
+    op.get_bind().exec_driver_sql("ALTER TABLE report_days DROP COLUMN points_expired")
+    _run(pinned("0009_rollups_install", dialect))
