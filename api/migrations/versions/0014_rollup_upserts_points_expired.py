@@ -26,7 +26,7 @@ from api.migrations.pinned import statements as pinned
 from exchange.reports import rollups
 
 revision: str = "0014"
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
