@@ -14,7 +14,7 @@ The triggers are rendered from exchange/reports/rollups.py; a later migration th
 those definitions must pin what this one rendered (as api/migrations/pinned/ does for 0009).
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 
 from collections.abc import Sequence
