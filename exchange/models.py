@@ -510,6 +510,8 @@ class DeskIncident(SQLModel, table=True):
     stock_taken: int | None = None  # units taken from the stock when resolved as given
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by: str | None = Field(default=None, max_length=32)
+
+
 class PointsExpiry(SQLModel, table=True):
     """Where an employee stands with one campaign's points expiry: reminded (with how many
     points were then due to expire) and expired (with the ledger entry), each exactly once."""
