@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=2.0, gt=0)
     job_lease_seconds: float = Field(default=30.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
+    # Finished jobs (their results, and secrets never fetched) are deleted by the sweep after
+    # this many days.
+    job_retention_days: float = Field(default=30, gt=0)
     # How long a stopping server waits for requests in flight before cancelling them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 
