@@ -120,8 +120,10 @@ class Clones:
     def __init__(self, template: str) -> None:
         self.template = template
         self.creating = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clone")
-        # Apart, so that a drop waiting for its checkpoint never holds up the next clone.
-        self.dropping = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop")
+        # Apart, so that a drop waiting for its checkpoint never holds up the next clone; and
+        # several at once, because drops at once share a checkpoint: 8 took 1.3-1.6 s together
+        # against 10-13 s one after another.
+        self.dropping = ThreadPoolExecutor(max_workers=4, thread_name_prefix="drop")
         self.next: Future[str] | None = None
 
     def _create(self) -> str:
