@@ -232,6 +232,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         jwt_secret=JWT_SECRET,
         log_format="json",
         login_attempts_per_minute=10_000,
+        # Beyond any request on a loaded machine (one took 4.5 s on SQLite at a load of 13):
+        # tests/foundation/test_deadlines.py and the outage tests set the deadlines they test.
+        request_deadline_seconds=60,
         public_base_url="http://exchange.test",
         # The app under test only queues background jobs; a test runs them with `run_jobs`.
         job_runners=0,
