@@ -4,11 +4,13 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import structlog
 from litestar import Litestar
+from litestar.config.app import AppConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -40,13 +42,14 @@ from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.controllers.summaries import SummaryController
 from api.controllers.witness import WitnessController
+from api.deadlines import DeadlinePassed, RequestDeadline
 from api.jobs import job_runners
 from api.logging import RequestLog, structlog_plugin
 from api.metrics import MetricsController
 from api.pages import create_pages_router
 from api.pages.errors import address_not_found
 from api.pages.templating import template_config
-from api.problems import problem_details_plugin, unexpected_error
+from api.problems import deadline_passed, problem_details_plugin, unexpected_error
 from api.redoc import SelfHostedRedoc
 from api.security_headers import security_headers
 from api.settings import Settings
@@ -69,6 +72,18 @@ async def provide_connection(state: State) -> AsyncIterator[AsyncConnection]:
     """A pooled connection outside any transaction, for the hot writes (api.params.Conn)."""
     async with db.connection(state.engine) as conn:
         yield conn
+
+
+def outermost(*middleware: Any) -> Callable[[AppConfig], AppConfig]:
+    """Puts `middleware` outside every other, the authentication that loads the caller from
+    the database included: the metrics count every answer, and the request deadline
+    (api/deadlines.py) covers all the request's waits."""
+
+    def on_app_init(config: AppConfig) -> AppConfig:
+        config.middleware[:0] = middleware
+        return config
+
+    return on_app_init
 
 
 def csrf_secret(jwt_secret: str) -> str:
@@ -151,15 +166,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         lifespan=[lifespan, periodic_sweep, job_runners],
         before_send=[security_headers(settings.secure_cookies)],
-        on_app_init=[auth.on_app_init],
-        middleware=[prometheus.middleware],
+        on_app_init=[
+            auth.on_app_init,
+            outermost(
+                prometheus.middleware,
+                RequestDeadline(
+                    settings.request_deadline_seconds, settings.report_deadline_seconds
+                ),
+            ),
+        ],
         plugins=[
             structlog_plugin(settings.log_format, settings.log_level),
             problem_details_plugin([CatalogError, ExchangeError, LedgerError]),
         ],
         template_config=template_config(),
         # Unrouted addresses: a page for people, a problem document under /api (api/pages).
-        exception_handlers={Exception: unexpected_error, NotFoundException: address_not_found},
+        exception_handlers={
+            Exception: unexpected_error,
+            NotFoundException: address_not_found,
+            DeadlinePassed: deadline_passed,
+        },
         openapi_config=OpenAPIConfig(
             title="Cloud Exchange API",
             version="1.0.0",

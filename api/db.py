@@ -41,12 +41,14 @@ class Timeouts:
     closing the connection (a network partition) must become a 503 the client can retry,
     never a request that hangs; Settings fills these from EXCHANGE_DB_*_TIMEOUT_SECONDS."""
 
-    connect: float = 5.0
+    # A request has a deadline of its own over all of these (api/deadlines.py); the waits a
+    # request meets first end within it, so that their cause is what gets logged.
+    connect: float = 3.0
     command: float = 10.0  # client side, any one query: catches a silent server
     statement: float = 8.0  # server side, below `command`: the server gives up first
     lock: float = 5.0
     idle_in_transaction: float = 30.0  # ends the sessions of a frozen or vanished client
-    pool: float = 10.0  # waiting for a free connection of the pool
+    pool: float = 3.0  # waiting for a free connection of the pool
 
 
 def create_engine(url: str, timeouts: Timeouts | None = None, **kwargs: object) -> AsyncEngine:

@@ -17,6 +17,7 @@ from litestar.plugins.problem_details import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.deadlines import DeadlinePassed
 from catalog import errors as catalog_errors
 from catalog import photos
 from exchange import errors as exchange_errors
@@ -141,20 +142,38 @@ _TITLES = {
 }
 
 
+# The write may have gone through before the answer was lost: only a retry with the same
+# Idempotency-Key is safe, because it answers the original result instead of writing twice.
+_RETRY_SAFELY = (
+    "Try again shortly, sending the same request with the same Idempotency-Key: if it did go "
+    "through, you get the original result and nothing is written twice."
+)
+
+
+def _try_again(request: Request, title: str, detail: str) -> Response[Any]:
+    return ProblemDetailsException(
+        status_code=503,
+        title=title,
+        detail=f"{detail} {_RETRY_SAFELY}",
+        headers={"Retry-After": "5"},
+    ).to_response(request)
+
+
 def database_unavailable(request: Request, error: Exception) -> Response[Any]:
     log.error(
         "database unavailable", error=str(error).splitlines()[0] if str(error) else repr(error)
     )
-    # The write may have committed before the connection broke: only a retry with the same
-    # Idempotency-Key is safe, because it answers the original result instead of writing twice.
-    return ProblemDetailsException(
-        status_code=503,
-        title="Database unavailable",
-        detail="The database cannot be reached right now. Try again shortly, sending the same "
-        "request with the same Idempotency-Key: if it did go through, you get the original "
-        "result and nothing is written twice.",
-        headers={"Retry-After": "5"},
-    ).to_response(request)
+    return _try_again(request, "Database unavailable", "The database cannot be reached right now.")
+
+
+def deadline_passed(request: Request, error: DeadlinePassed) -> Response[Any]:
+    """A request that did not finish in time (api/deadlines.py): most likely the database is
+    not answering, or the service is overloaded."""
+    return _try_again(
+        request,
+        "Service unavailable",
+        f"The request could not be completed within {error.seconds:g} seconds.",
+    )
 
 
 # PostgreSQL's answers that mean "not now" rather than "never": a deadline of ours passed

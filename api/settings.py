@@ -63,6 +63,11 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item.strip(), strict=False)  # ValueError names the bad one
         return value
 
+    # How long a request may take before it answers 503 with Retry-After (api/deadlines.py),
+    # whatever it waits on; reports and exports (CSV, XLSX, the ledger export, the summary's
+    # Word document) have the longer deadline.
+    request_deadline_seconds: float = Field(default=4.5, gt=0, le=600)
+    report_deadline_seconds: float = Field(default=30.0, gt=0, le=600)
     # PostgreSQL timeouts in seconds (api/db.py Timeouts says what each bounds).
     db_connect_timeout_seconds: float = Field(default=Timeouts.connect, gt=0)
     db_command_timeout_seconds: float = Field(default=Timeouts.command, gt=0)
@@ -80,6 +85,9 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=2.0, gt=0)
     job_lease_seconds: float = Field(default=30.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
+    # Finished jobs (their results, and secrets never fetched) are deleted by the sweep after
+    # this many days.
+    job_retention_days: float = Field(default=30, gt=0)
     # How long a stopping server waits for requests in flight before cancelling them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 

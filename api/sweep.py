@@ -1,6 +1,7 @@
-"""The periodic sweep: expires overdue orders (voiding their holds, returning their stock) and
-voids the ledger's own expired pending transfers; and, between sweeps, the integration of new
-ledger entries into the Merkle trees, with a signed head for each tree that grew.
+"""The periodic sweep: expires overdue orders (voiding their holds, returning their stock),
+voids the ledger's own expired pending transfers and deletes old finished jobs; and, between
+sweeps, the integration of new ledger entries into the Merkle trees, with a signed head for
+each tree that grew.
 
 Exactly one process sweeps at a time, however many workers and instances run: the one that
 holds the sweep lease — a PostgreSQL session-level advisory lock on a connection it keeps,
@@ -16,6 +17,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -28,6 +30,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.db import transaction
 from api.notifications import run_while
 from api.problems import is_connection_failure
+from catalog.models import utcnow
+from exchange.jobs import delete_finished
 from exchange.orders import sweep_expired_orders
 from ledger import integration
 from ledger.signing import KeyRing
@@ -40,12 +44,16 @@ SWEEP_LOCK_KEY = 0x65786368
 SWEEP_LOCK_FILE = "sweep.lock"
 
 
-async def sweep_once(session_factory: async_sessionmaker[AsyncSession]) -> tuple[int, int]:
+async def sweep_once(
+    session_factory: async_sessionmaker[AsyncSession], job_retention_days: float = 30
+) -> tuple[int, int]:
     orders = await sweep_expired_orders(session_factory)
     async with transaction(session_factory) as session:
         pendings = await sweep_expired(session)
-    if orders or pendings:
-        log.info("sweep", expired_orders=orders, voided_pendings=pendings)
+    async with transaction(session_factory) as session:
+        jobs = await delete_finished(session, utcnow() - timedelta(days=job_retention_days))
+    if orders or pendings or jobs:
+        log.info("sweep", expired_orders=orders, voided_pendings=pendings, deleted_jobs=jobs)
     return orders, pendings
 
 
@@ -159,6 +167,7 @@ async def _run(
     keyring: KeyRing,
     interval: float,
     integration_interval: float,
+    job_retention_days: float,
 ) -> None:
     loop = asyncio.get_running_loop()
     sweeper: bool | None = None
@@ -186,7 +195,7 @@ async def _run(
             except Exception as error:  # the next round retries what failed
                 _log_failure(error, "integration")
         try:
-            await sweep_once(session_factory)
+            await sweep_once(session_factory, job_retention_days)
         except Exception as error:  # keep sweeping: the next round retries what failed
             _log_failure(error, "sweep")
 
@@ -214,6 +223,7 @@ async def periodic_sweep(app: Litestar) -> AsyncIterator[None]:
             settings.keyring,
             settings.sweep_interval_seconds,
             settings.integration_interval_seconds,
+            settings.job_retention_days,
         ),
         name="exchange-sweep",
     )

@@ -25,12 +25,12 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -147,6 +147,18 @@ async def latest_jobs(
         .limit(limit)
     )
     return list(rows.all())
+
+
+async def delete_finished(session: AsyncSession, finished_before: datetime) -> int:
+    """Deletes the jobs that succeeded or failed before `finished_before`, their results and
+    any secret never fetched included; answers how many."""
+    deleted = await session.exec(
+        delete(Job).where(  # type: ignore[call-overload]
+            col(Job.state).in_([JobState.succeeded, JobState.failed]),
+            col(Job.finished_at) < finished_before,
+        )
+    )
+    return deleted.rowcount
 
 
 # --- running them -----------------------------------------------------------------------------

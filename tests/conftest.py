@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,28 @@ def _admin(statement: str) -> None:
             await connection.close()
 
     asyncio.run(run())
+
+
+# The files that take longest, started first (with --no-loadscope-reorder in pyproject.toml),
+# so that the two workers end together: xdist's own order, files with the most tests first,
+# started these last and left one worker fuzzing alone at the end. Ranked by `--durations`;
+# the other files keep their order.
+LONGEST_FIRST = [
+    "tests/foundation/test_fuzzing.py",
+    "tests/foundation/test_crash_recovery.py",
+    "tests/foundation/test_job_restart.py",
+    "tests/notify/test_crash.py",
+    "tests/browser/test_exchange_journey.py",
+    "tests/browser/test_offline_desk.py",
+    "tests/foundation/test_serve.py",
+    "tests/foundation/test_cli.py",
+    "tests/foundation/test_backup.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
 
 
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -88,6 +111,49 @@ def postgres_template() -> Iterator[str]:
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+class Clones:
+    """Copies of the template database, each made while the test before the one that takes it
+    runs, and dropped after it, on threads of their own: CREATE DATABASE ... TEMPLATE copies
+    the template (0.1–1 s on a busy machine) and DROP DATABASE waits for a checkpoint
+    (0.4–1.7 s), and a test would otherwise wait for both every time."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.creating = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clone")
+        # Apart, so that a drop waiting for its checkpoint never holds up the next clone; and
+        # several at once, because drops at once share a checkpoint: 8 took 1.3-1.6 s together
+        # against 10-13 s one after another.
+        self.dropping = ThreadPoolExecutor(max_workers=4, thread_name_prefix="drop")
+        self.next: Future[str] | None = None
+
+    def _create(self) -> str:
+        name = f"{RUN_PREFIX}_{secrets.token_hex(4)}"
+        _admin(f"CREATE DATABASE {name} TEMPLATE {self.template}")
+        return name
+
+    def take(self) -> str:
+        """A fresh database of its own for the caller, and the next one started."""
+        name = (self.next or self.creating.submit(self._create)).result()
+        self.next = self.creating.submit(self._create)
+        return name
+
+    def drop(self, name: str) -> None:
+        self.dropping.submit(_admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def close(self) -> None:
+        if self.next is not None:
+            self.drop(self.next.result())
+        self.creating.shutdown(wait=True)
+        self.dropping.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_clones(postgres_template: str) -> Iterator[Clones]:
+    clones = Clones(postgres_template)
+    yield clones
+    clones.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A freshly migrated, empty database of the parametrized kind."""
@@ -96,11 +162,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    template = request.getfixturevalue("postgres_template")
-    name = f"{RUN_PREFIX}_{secrets.token_hex(4)}"
-    _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+    clones: Clones = request.getfixturevalue("postgres_clones")
+    name = clones.take()
     yield _with_database(POSTGRES_URL, name)
-    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    clones.drop(name)
 
 
 @pytest.fixture
@@ -114,14 +179,14 @@ def postgres_url(
     """
     if not POSTGRES_URL:
         pytest.skip("EXCHANGE_TEST_POSTGRES_URL is not set")
-    template = request.getfixturevalue("postgres_template")
+    clones: Clones = request.getfixturevalue("postgres_clones")
     # The parent of a worker's base temp dir is shared by all workers of the run.
     lock_path = tmp_path_factory.getbasetemp().parent / "postgres-races.lock"
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        name = f"{RUN_PREFIX}_{secrets.token_hex(4)}"
-        _admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+        name = clones.take()
         yield _with_database(POSTGRES_URL, name)
+        # Dropped before the next race: its connections must be gone.
         _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -167,6 +232,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         jwt_secret=JWT_SECRET,
         log_format="json",
         login_attempts_per_minute=10_000,
+        # Beyond any request on a loaded machine (one took 4.5 s on SQLite at a load of 13):
+        # tests/foundation/test_deadlines.py and the outage tests set the deadlines they test.
+        request_deadline_seconds=60,
         public_base_url="http://exchange.test",
         # The app under test only queues background jobs; a test runs them with `run_jobs`.
         job_runners=0,
@@ -193,6 +261,11 @@ def run_jobs(
 
 
 _APPS: dict[str, Litestar] = {}
+# Settings the app reads from its state on every use, which `bind` replaces, so apps that
+# differ only in these are one (the notification tests' stand-in servers get new ports).
+BOUND_AT_REQUEST_TIME = {"database_url", "data_dir"} | {
+    name for name in Settings.model_fields if name.startswith(("notify_", "smtp_"))
+}
 
 
 def app_for(settings: Settings) -> Litestar:
@@ -202,7 +275,7 @@ def app_for(settings: Settings) -> Litestar:
     a test could tell apart lives in the app's state: api/app.py `bind`). One client at a
     time: a second test client in the same test runs on an event loop of its own, and needs an
     app (and database connections) of its own."""
-    key = settings.model_dump_json(exclude={"database_url", "data_dir"})
+    key = settings.model_dump_json(exclude=BOUND_AT_REQUEST_TIME)
     app = _APPS.get(key)
     if app is None:
         app = _APPS[key] = create_app(settings)

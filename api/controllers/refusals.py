@@ -53,7 +53,10 @@ NOT_FOUND = "Not found (objects of another department are indistinguishable from
 CONFLICT = "Refused by the current state (the title and `code` say which rule)"
 UNPROCESSABLE = "A value breaks a business rule (`errors` names the field and the rule)"
 UNSUPPORTED = "The body is not of the media type the route takes"
-UNAVAILABLE = "Database unavailable; retry after `Retry-After` seconds with the same request"
+UNAVAILABLE = (
+    "Database unavailable, or the request passed its deadline; retry after `Retry-After` "
+    "seconds with the same request"
+)
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -95,8 +98,7 @@ def document_refusals(app: "Litestar") -> None:
             implied = {"_400": INVALID}  # any request may carry unstorable text (api/boundary.py)
             if not _public(route):
                 implied |= {"_401": NOT_SIGNED_IN, "_403": NOT_ALLOWED}
-            if not _public(route) or "db" in handler.parsed_fn_signature.parameters:
-                implied["_503"] = UNAVAILABLE
+            implied["_503"] = UNAVAILABLE  # any request may pass its deadline (api/deadlines.py)
             if "{" in route.path:
                 implied["_404"] = NOT_FOUND
             if handler.http_methods & WRITES and not _public(route):

@@ -13,6 +13,7 @@ from litestar.security.jwt import Token
 
 from api.auth import requires
 from api.controllers.refusals import refusals
+from api.deadlines import REPORT_DEADLINE
 from api.exports import (
     CSV_MEDIA_TYPE,
     XLSX_MEDIA_TYPE,
@@ -215,6 +216,7 @@ PLATFORM_READERS = [requires(Role.admin, Role.auditor)]
 
 class ReportController(Controller):
     tags = ["Reports"]
+    opt = REPORT_DEADLINE
     dependencies = {"period": PERIOD}
 
     @get(

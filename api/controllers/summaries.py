@@ -14,6 +14,7 @@ from litestar.security.jwt import Token
 from api.auth import requires
 from api.controllers.media import ImageOperation
 from api.controllers.refusals import refusals
+from api.deadlines import REPORT_DEADLINE
 from api.pages import summary_document, summary_view
 from api.params import DB, PERIOD, AskedPeriod
 from catalog import departments, photos
@@ -128,6 +129,7 @@ class SummaryController(Controller):
     @get(
         "/",
         guards=READERS,
+        opt=REPORT_DEADLINE,
         summary="The summary for a period: saved, or freshly drafted from the report",
         description=PERIOD_HELP + " With `format=docx`, the Word document (title, paragraphs, "
         "a table of figures, the chosen pictures with captions), refused with 422 and the "

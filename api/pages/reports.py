@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from api import charts
 from api.auth import requires
+from api.deadlines import REPORT_DEADLINE
 from api.pages.employee import category_name
 from api.pages.forms import savepoint, text
 from api.pages.rendering import language_of, page, redirect, translator
@@ -173,6 +174,7 @@ def department_columns(request: Request[Any, Any, Any]) -> list[tuple[str, str, 
 
 class ReportPages(Controller):
     include_in_schema = False
+    opt = REPORT_DEADLINE
     dependencies = {"period": PERIOD}
 
     @get("/coord/report", guards=[requires(Role.coordinator)])

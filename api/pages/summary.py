@@ -16,6 +16,7 @@ from litestar.response import Response, Template
 from litestar.security.jwt import Token
 
 from api.auth import requires
+from api.deadlines import REPORT_DEADLINE
 from api.pages import summary_document, summary_view
 from api.pages.forms import savepoint, text
 from api.pages.products import photo_rule
@@ -44,6 +45,7 @@ class SummaryPages(Controller):
     path = "/coord/summary"
     guards = [requires(Role.coordinator)]
     include_in_schema = False
+    opt = REPORT_DEADLINE
     dependencies = {"period": PERIOD}
 
     async def department(self, request: Request[Identity, Token, Any], db: DB) -> Department | None:

@@ -65,6 +65,7 @@ def browser_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # database instead (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/browser).
         database_url=os.environ.get("EXCHANGE_TEST_BROWSER_DATABASE_URL", ""),
         login_attempts_per_minute=10_000,
+        request_deadline_seconds=60,  # as tests/conftest.py: a loaded machine is not an outage
         log_format="json",
         log_level="WARNING",
         public_base_url=f"http://127.0.0.1:{_free_port()}",

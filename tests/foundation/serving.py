@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -185,6 +186,7 @@ class Call:
     headers: dict[str, str]
     first: httpx.Response | None = None  # None: the connection broke before an answer
     final: httpx.Response | None = None  # the answer once retried to the end (settle)
+    seconds: float = 0.0  # how long the first sending took
 
     @property
     def acknowledged(self) -> bool:
@@ -259,7 +261,9 @@ class Load:
             n += 1
             call = dropoff(department, headers) if n % 2 else order(department, headers)
             self.calls.append(call)
+            started = time.monotonic()
             call.first = await send(self.client, call)
+            call.seconds = time.monotonic() - started
             if call.first is not None:
                 # An answer is acknowledged, a domain refusal or a 503 to retry; never a 500.
                 assert call.first.status_code in (201, 409, 503), call.first.text

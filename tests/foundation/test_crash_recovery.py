@@ -3,8 +3,9 @@ concurrent drop-offs and orders, cut off from PostgreSQL, talking to a PostgreSQ
 blocked by a frozen instance, and stopped with SIGTERM under load.
 
 Each time: nothing acknowledged is lost, a retry with the same Idempotency-Key writes nothing
-twice, the books add up and every department's ledger verifies offline. "Answers within a few
-seconds" is the client timeout (CLIENT_TIMEOUT): a request that hangs fails the test.
+twice, the books add up and every department's ledger verifies offline. A request that hangs
+fails the test at the client timeout (CLIENT_TIMEOUT); a silent database's 503s must come
+within 5 s.
 """
 
 import asyncio
@@ -31,16 +32,6 @@ from tests.foundation.serving import (
     settle,
 )
 from tests.foundation.test_ops import Proxy, free_port
-
-# Deadlines low enough that an outage shows in a second or two.
-FAST_DEADLINES = {
-    "db_connect_timeout_seconds": 1,
-    "db_command_timeout_seconds": 2,
-    "db_statement_timeout_seconds": 1.5,
-    "db_lock_timeout_seconds": 1,
-    "db_idle_in_transaction_timeout_seconds": 2,
-    "db_pool_timeout_seconds": 2,
-}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -84,13 +75,14 @@ async def test_sigkill_under_load_loses_nothing_acknowledged_and_retries_write_n
         await server.stop()
 
 
-async def test_a_database_cut_or_gone_silent_answers_503_at_once_and_the_service_recovers(
+async def test_a_database_cut_or_gone_silent_answers_503_within_5_s_and_the_service_recovers(
     postgres_url: str, tmp_path: Path, client: httpx.AsyncClient
 ) -> None:
+    # The service's own deadlines: the bound is the one the README promises.
     proxy = Proxy(free_port())
     proxy.start()
     proxied = postgres_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    server = Server(tmp_path / "data", proxied, **FAST_DEADLINES)
+    server = Server(tmp_path / "data", proxied)
     try:
         await serve(server, client)
         departments = await populate(postgres_url, client)
@@ -100,17 +92,19 @@ async def test_a_database_cut_or_gone_silent_answers_503_at_once_and_the_service
 
         for outage, restore in ((proxy.stop, proxy.start), (proxy.freeze, proxy.thaw)):
             outage()
-            # Every employee's task must get its 503 before the client timeout, or the
-            # load fails with httpx's timeout and so does the test.
+            # Every employee's task gets its 503s, however its request was waiting: for the
+            # pool, a new connection or a statement's answer.
             await load.until("503", 2 * len(load.departments) * len(departments[0].employees))
             restore()
             await load.until("acknowledged", 10)  # recovered by itself
         load.stopped.set()
         await running
 
-        for call in load.calls:
-            if call.first is not None and call.first.status_code == 503:
-                assert_retryable(call.first)
+        unavailable = [c for c in load.calls if c.first is not None and c.first.status_code == 503]
+        for call in unavailable:
+            assert_retryable(call.first)  # type: ignore[arg-type]
+        slowest = max(call.seconds for call in unavailable)
+        assert slowest < 5.0, f"a 503 took {slowest:.2f} s"
         await settle(client, load.calls)
         await assert_books_add_up(postgres_url, departments, load.calls)
         await assert_every_ledger_verifies(client, departments, tmp_path)

@@ -5,6 +5,7 @@ interrupted too often fails saying so, and a failure is a problem naming what wa
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import pytest
 from litestar import Litestar
@@ -17,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import db
 from api.jobs import create_runner, sealer
 from api.settings import Settings
+from api.sweep import sweep_once
 from catalog.errors import InvalidField
 from catalog.models import User, utcnow
 from exchange import jobs
@@ -195,3 +197,31 @@ async def test_a_handlers_failure_becomes_the_jobs_error_or_a_retry(
         assert stored.error is not None and stored.error["title"] == title
         assert "a bug" not in str(stored.error)  # a bug's details go to the log only
         assert stored.finished_at is not None and stored.state == JobState.failed
+
+
+async def test_the_sweep_deletes_jobs_finished_longer_ago_than_the_retention(
+    client: AsyncTestClient[Litestar],
+    world: World,
+    session_factory: async_sessionmaker[AsyncSession],
+    run_jobs: Callable[[], Awaitable[int]],
+) -> None:
+    old, recent, waiting = [await submit_import(client, world) for _ in range(3)]
+    assert await run_jobs() == 3
+    async with db.transaction(session_factory) as session:
+        await session.exec(
+            update(Job)  # type: ignore[call-overload]
+            .where(Job.id == old.rsplit("/", 1)[1])
+            .values(finished_at=utcnow() - timedelta(days=31))
+        )
+        await session.exec(
+            update(Job)  # type: ignore[call-overload]
+            .where(Job.id == waiting.rsplit("/", 1)[1])
+            .values(state=JobState.queued, finished_at=utcnow() - timedelta(days=31))
+        )
+    await sweep_once(session_factory, job_retention_days=30)
+
+    gone = await client.get(old, headers=world.headers["coord-a"])
+    assert gone.status_code == 404
+    # Finished too (the same member twice: it failed), but within the retention.
+    assert (await job_answer(client, world, recent))["state"] == "failed"
+    assert (await job_answer(client, world, waiting))["state"] == "queued"  # not finished
