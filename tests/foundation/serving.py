@@ -231,6 +231,11 @@ class Load:
             return sum(call.acknowledged for call in self.calls)
         return sum(call.first is not None and call.first.status_code == 503 for call in self.calls)
 
+    def acknowledged_in(self, department: Department) -> bool:
+        """Whether a write of one of the department's employees was acknowledged."""
+        theirs = {headers["Authorization"] for headers in department.employees}
+        return any(c.acknowledged and c.headers["Authorization"] in theirs for c in self.calls)
+
     async def until(self, what: str, more: int) -> None:
         """Wait until `more` further calls have been acknowledged (or answered 503); raises
         what failed the load instead if it failed first (a hang that hit the client timeout,

@@ -32,6 +32,8 @@ async def test_a_backup_taken_under_writes_verifies_and_serves(tmp_path: Path) -
             load = Load(client, departments)
             running = load.start()
             await load.until("acknowledged", 20)
+            while not all(load.acknowledged_in(d) for d in departments):
+                await load.until("acknowledged", 1)  # every log has entries to verify
             env = {"EXCHANGE_DATABASE_URL": url, "EXCHANGE_DATA_DIR": str(tmp_path / "data")}
             result = await asyncio.to_thread(
                 CliRunner().invoke, main, ["backup", str(backup)], env=env
