@@ -108,8 +108,9 @@ def bind(state: State, settings: Settings) -> None:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    # Alembic runs its own event loop, so it gets a thread of its own.
-    await asyncio.to_thread(db.upgrade, app.state.settings.database_url)
+    if not await db.at_head(app.state.engine):
+        # Alembic runs its own event loop, so it gets a thread of its own.
+        await asyncio.to_thread(db.upgrade, app.state.settings.database_url)
     log.info("database ready", dialect=app.state.engine.dialect.name)
     try:
         yield

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
@@ -173,6 +176,26 @@ def alembic_config(database_url: str) -> Config:
 
 def sqlite_path(database_url: str) -> str:
     return database_url.split(":///", 1)[1]
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration this code carries (read from the scripts once a process)."""
+    return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+async def at_head(engine: AsyncEngine) -> bool:
+    """Whether the database already has every migration: one query, where running Alembic to
+    find that out loads every migration script and opens an engine of its own."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database:
+        if not await asyncio.to_thread(Path(database).exists):
+            return False  # a new file, made by `upgrade` in its folder
+    async with engine.connect() as connection:
+        current = await connection.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+    return current == head_revision()
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
