@@ -1,5 +1,5 @@
-"""The database itself refuses to change or remove ledger entries, Merkle nodes and signed
-tree heads."""
+"""The database itself refuses to change or remove ledger entries, Merkle nodes, signed tree
+heads and witnesses' cosignatures of them (tests/ledger/test_witness_api.py)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,12 @@ async def test_postgres_refuses_truncate_of_the_log(pg_session_factory: Factory)
         await open_dept(s)
         await credit(s, "alice", 5, "d1")
         await integration.integrate(s, "dept-a", KeyRing.ephemeral())
-    for table in ("ledger_entries", "ledger_merkle_nodes", "ledger_tree_heads"):
+    for table in (
+        "ledger_entries",
+        "ledger_merkle_nodes",
+        "ledger_tree_heads",
+        "ledger_cosignatures",
+    ):
         with pytest.raises(DBAPIError, match="append-only"):
             async with transaction(pg_session_factory) as s:
                 await (await s.connection()).execute(text(f"TRUNCATE {table}"))

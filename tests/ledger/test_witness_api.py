@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -85,6 +86,30 @@ async def test_a_witness_cosignature_is_kept_and_served_with_the_head(
         f"/api/witness/heads/{world.dept_a}/consistency", params={"first": 1, "second": 2}
     )
     assert proof.status_code == 200 and len(proof.json()["consistency_path"]) == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE ledger_cosignatures SET signature = signature", "DELETE FROM ledger_cosignatures"],
+)
+async def test_the_database_refuses_to_change_or_remove_a_cosignature(
+    client: Client,
+    world: World,
+    head: dict[str, Any],
+    session_factory: async_sessionmaker[AsyncSession],
+    statement: str,
+) -> None:
+    key = await registered(session_factory, "观察员甲")
+    path = f"/api/departments/{world.dept_a}/ledger/tree-head/cosignatures"
+    assert (await client.post(path, json=body(key, head))).status_code == 201
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with transaction(session_factory) as s:
+            await (await s.connection()).execute(text(statement))
+    async with session_factory() as s:
+        kept = await (await s.connection()).execute(
+            text("SELECT count(*) FROM ledger_cosignatures")
+        )
+        assert kept.scalar() == 1
 
 
 async def test_a_cosignature_that_proves_nothing_is_refused_with_the_reason(
