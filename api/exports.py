@@ -11,9 +11,6 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
 from exchange import reports
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -51,14 +48,18 @@ def csv_bytes(tables: Iterable[ReportTable]) -> bytes:
     return (BOM + buffer.getvalue()).encode("utf-8")
 
 
-def _xlsx_cell(value: str | int | None) -> str | int:
-    # XML cannot carry most control characters; openpyxl refuses them rather than drop them.
-    cell = neutralise(value)
-    return ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell
-
-
 def xlsx_bytes(tables: Iterable[ReportTable]) -> bytes:
     """One sheet per table, named after it. CPU work: call it off the event loop."""
+    # Imported here: openpyxl takes a tenth of a second to import, paid otherwise by every
+    # process start (api/charts.py imports matplotlib the same way).
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def _xlsx_cell(value: str | int | None) -> str | int:
+        # XML cannot carry most control characters; openpyxl refuses them rather than drop them.
+        cell = neutralise(value)
+        return ILLEGAL_CHARACTERS_RE.sub("", cell) if isinstance(cell, str) else cell
+
     workbook = Workbook()
     workbook.remove(workbook.active)  # type: ignore[arg-type]
     for table in tables:

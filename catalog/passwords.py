@@ -6,6 +6,7 @@ machine has cores runs hashes in parallel and queues the rest, bounding the CPU 
 """
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +20,13 @@ T = TypeVar("T")
 _hasher = PasswordHasher()
 _pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
 
-# Verified against when the username is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("not a real password")
+
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified against when the username is unknown, so both failures take the same time.
+    Made on first use, in the pool: at a quarter of a second it would otherwise be paid by
+    every process at import, the commands that never check a password included."""
+    return hasher.hash("not a real password")
 
 
 async def _off_loop(work: Callable[..., T], *args: object) -> T:
@@ -36,7 +42,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
     def verify() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password)
+            return _hasher.verify(password_hash or _dummy_hash(_hasher), password)
         except (VerificationError, InvalidHashError):
             return False
 

@@ -41,6 +41,13 @@ def _with_database(url: str, name: str) -> str:
     return f"{url.rsplit('/', 1)[0]}/{name}"
 
 
+def _in_a_thread(work: Callable[[], object]) -> None:
+    """Runs set-up that starts an event loop of its own (Alembic, asyncpg, the world's seed)
+    away from any loop this thread may be running (Playwright's sync API runs one)."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(work).result()
+
+
 def _admin(statement: str) -> None:
     async def run() -> None:
         connection = await asyncpg.connect(POSTGRES_URL.replace("+asyncpg", ""))
@@ -49,7 +56,7 @@ def _admin(statement: str) -> None:
         finally:
             await connection.close()
 
-    asyncio.run(run())
+    _in_a_thread(lambda: asyncio.run(run()))
 
 
 # The files that take longest, started first (with --no-loadscope-reorder in pyproject.toml),
@@ -75,7 +82,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-PRODUCTION_HASHER, PRODUCTION_DUMMY_HASH = passwords._hasher, passwords._DUMMY_HASH
+PRODUCTION_HASHER = passwords._hasher
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -86,21 +93,12 @@ def cheap_password_hashing() -> Iterator[None]:
     `production_password_hashing`."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(passwords, "_hasher", CHEAP_HASHER)
-        patch.setattr(passwords, "_DUMMY_HASH", CHEAP_HASHER.hash("not a real password"))
         yield
 
 
 @pytest.fixture
 def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "_hasher", PRODUCTION_HASHER)
-    monkeypatch.setattr(passwords, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
-
-
-def _in_a_thread(work: Callable[[], None]) -> None:
-    """Runs set-up that starts event loops of its own (Alembic, the world's seed) away from
-    any loop this thread may be running (Playwright's sync API runs one)."""
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        thread.submit(work).result()
 
 
 def _seed_world(url: str) -> None:
@@ -235,8 +233,25 @@ def postgres_url(
         fcntl.flock(lock, fcntl.LOCK_EX)
         name = clones.take()
         yield _with_database(POSTGRES_URL, name)
-        # Dropped before the next race: its connections must be gone.
-        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        # Its connections gone before the next race takes the lock; the drop itself, which
+        # waits for a checkpoint, goes on in the background.
+        _admin(
+            f"ALTER DATABASE {name} ALLOW_CONNECTIONS false; "
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+            f"WHERE datname = '{name}'"
+        )
+        clones.drop(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def served_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database for a real server process (`exchange serve`): on PostgreSQL one of
+    `postgres_url`'s, since such tests load the server with many connections."""
+    if request.param == "sqlite":
+        path = tmp_path / "exchange.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite+aiosqlite:///{path}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

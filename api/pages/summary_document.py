@@ -10,10 +10,6 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from docx import Document
-from docx.enum.text import WD_ALIGN_PARAGRAPH
-from docx.oxml.ns import qn
-from docx.shared import Cm, Pt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import charts
@@ -21,7 +17,7 @@ from api.pages.summary_view import SummaryView
 from exchange import summaries
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-PICTURE_WIDTH = Cm(15)
+PICTURE_WIDTH_CM = 15
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,13 @@ async def pictures_for(
 
 
 def build(contents: Contents) -> bytes:
+    # Imported here, as api/charts.py imports matplotlib: python-docx takes a tenth of a second
+    # to import, which every process start would pay for a document few ever ask for.
+    from docx import Document
+    from docx.enum.text import WD_ALIGN_PARAGRAPH
+    from docx.oxml.ns import qn
+    from docx.shared import Cm, Pt
+
     document = Document()
     normal = document.styles["Normal"]
     normal.font.size = Pt(12)
@@ -74,7 +77,7 @@ def build(contents: Contents) -> bytes:
         cells = table.add_row().cells
         cells[0].text, cells[1].text = label, value
     for picture in contents.pictures:
-        document.add_picture(io.BytesIO(picture.png_or_jpeg), width=PICTURE_WIDTH)
+        document.add_picture(io.BytesIO(picture.png_or_jpeg), width=Cm(PICTURE_WIDTH_CM))
         document.paragraphs[-1].alignment = WD_ALIGN_PARAGRAPH.CENTER
         if picture.caption:
             document.add_paragraph(

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -120,7 +121,7 @@ def copy_database(url: str) -> str:
             src.backup(dst)
         return f"sqlite+aiosqlite:///{target}"
     original = url.rsplit("/", 1)[1]
-    in_thread(lambda: _admin(f"CREATE DATABASE {original}_fork TEMPLATE {original}"))
+    _admin(f"CREATE DATABASE {original}_fork TEMPLATE {original}")
     return _with_database(url, f"{original}_fork")
 
 
@@ -164,20 +165,17 @@ def cosigned(service: Service, department_id: str, size: int, kid: str) -> bool:
 
 @pytest.fixture(params=BACKENDS)
 def log_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A freshly migrated database of each kind, made off the thread Playwright holds (the
-    suite's `log_database` would migrate its template on it)."""
+    """A migrated database of each kind, copied from the suite's template, and its fork's."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}"
-        in_thread(lambda: db.upgrade(url))
-        yield url
+        path = tmp_path / "exchange.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
     name = f"{RUN_PREFIX}_{secrets.token_hex(4)}"
-    in_thread(lambda: _admin(f"CREATE DATABASE {name}"))
-    url = _with_database(POSTGRES_URL, name)
-    in_thread(lambda: db.upgrade(url))
-    yield url
+    _admin(f"CREATE DATABASE {name} TEMPLATE {request.getfixturevalue('postgres_template')}")
+    yield _with_database(POSTGRES_URL, name)
     for database in (name, f"{name}_fork"):
-        in_thread(lambda d=database: _admin(f"DROP DATABASE IF EXISTS {d} WITH (FORCE)"))
+        _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -18,7 +18,11 @@ from tests.foundation.serving import (
 )
 
 
-async def test_a_backup_taken_under_writes_verifies_and_serves(tmp_path: Path) -> None:
+async def test_a_backup_taken_under_writes_verifies_and_serves(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    (tmp_path / "data").mkdir()
+    shutil.copy(sqlite_template, tmp_path / "data" / "exchange.db")
     url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'exchange.db'}"
     server = Server(tmp_path / "data", url)
     copy_dir = tmp_path / "restored"

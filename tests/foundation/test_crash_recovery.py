@@ -34,13 +34,6 @@ from tests.foundation.serving import (
 from tests.foundation.test_ops import Proxy, free_port
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
@@ -53,12 +46,12 @@ async def serve(server: Server, client: httpx.AsyncClient) -> None:
 
 
 async def test_sigkill_under_load_loses_nothing_acknowledged_and_retries_write_nothing_twice(
-    any_database: str, tmp_path: Path, client: httpx.AsyncClient
+    served_database: str, tmp_path: Path, client: httpx.AsyncClient
 ) -> None:
-    server = Server(tmp_path / "data", any_database)
+    server = Server(tmp_path / "data", served_database)
     try:
         await serve(server, client)
-        departments = await populate(any_database, client)
+        departments = await populate(served_database, client)
         load = Load(client, departments)
         running = load.start()
         await load.until("acknowledged", 30)
@@ -69,7 +62,7 @@ async def test_sigkill_under_load_loses_nothing_acknowledged_and_retries_write_n
         await server.start()
 
         await settle(client, load.calls)
-        await assert_books_add_up(any_database, departments, load.calls)
+        await assert_books_add_up(served_database, departments, load.calls)
         await assert_every_ledger_verifies(client, departments, tmp_path)
     finally:
         await server.stop()

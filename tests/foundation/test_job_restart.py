@@ -6,30 +6,22 @@ import signal
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.foundation.serving import CLIENT_TIMEOUT, Server, poll, populate
 
 ROWS = 20
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'exchange.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 async def test_an_import_killed_with_its_server_is_finished_by_the_next_one(
-    any_database: str, tmp_path: Path
+    served_database: str, tmp_path: Path
 ) -> None:
     # A short lease, so that the restarted server takes the dead one's job over soon.
-    server = Server(tmp_path / "data", any_database, job_lease_seconds=2, job_poll_seconds=0.2)
+    server = Server(tmp_path / "data", served_database, job_lease_seconds=2, job_poll_seconds=0.2)
     async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
         try:
             await server.start()
             client.base_url = httpx.URL(server.url)
-            department = (await populate(any_database, client))[0]
+            department = (await populate(served_database, client))[0]
             rows = "".join(f"late-{n},迟到{n}\n" for n in range(ROWS))
             submitted = await client.post(
                 f"/api/departments/{department.id}/members/import",
