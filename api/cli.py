@@ -281,8 +281,8 @@ def ledger_group() -> None:
     "--processes",
     type=click.IntRange(1, 2),
     default=None,
-    help="2: hash the Merkle tree in a second process while this one replays; 1: all in "
-    "this one; the findings are the same  [default: 2 for a large export on two or more cores]",
+    help="2: two processes each hash and replay half the export; 1: all in one; the "
+    "findings are the same  [default: 2 for a large export on two or more cores]",
 )
 def ledger_verify(
     export: Path, tree_head: Path | None, keys: Path | None, processes: int | None

@@ -4,11 +4,12 @@ Needs no database: it reads the JSON Lines export, recomputes every Merkle leaf 
 line's bytes, the root, checks the head's signature, replays every balance and checks every
 ledger rule, and reports each break as a finding naming the entry and the rule.
 
-A million entries take a few seconds (bench/README.md): the export is read a block at a time,
-msgspec decodes a block in one call straight into typed structs, the replay compares each
-entry's stated counters with the account's last stated ones (no per-entry lists), and the
-Merkle tree is hashed a level at a time. Given a file and a second core, the tree is hashed
-in a second process while this one decodes and replays; the two meet at the root.
+The export is read 64 KiB at a time (a block's decoded entries stay in the processor's
+cache while they are replayed), msgspec decodes a block in one call straight into typed
+structs, and the replay (`ledger.replay`) compares each entry's stated counters with the
+account's last stated ones. Given a file and a second core, each of two processes hashes
+and replays one half; the first checks what the second assumed at the seam (or replays the
+second half itself), and the Merkle subtrees of the second half join the first's tree.
 """
 
 from __future__ import annotations

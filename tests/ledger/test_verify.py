@@ -285,7 +285,7 @@ async def busy_export(
 async def test_two_processes_give_the_findings_of_one_on_tampered_exports(
     session_factory: Factory, dept: str, ring: KeyRing, tmp_path: Path, monkeypatch: MonkeyPatch
 ) -> None:
-    """The second process hashes the tree while the first replays: every finding, and so
+    """Two processes each hash and replay half of the export: every finding, and so
     the first broken entry, is the same as one process's and the in-memory verifier's, for
     blocks shorter than a line, of a few lines, and of the default size."""
     lines, head, earlier = await busy_export(session_factory, dept, ring)
