@@ -5,11 +5,8 @@ on their own machine, then starts in a fraction of the time the service's import
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import os
-import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +19,12 @@ if TYPE_CHECKING:
     from api.settings import Settings
 
 T = TypeVar("T")
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    import asyncio  # here: it costs a command that needs no event loop 0.1-0.2 s to start
+
+    return asyncio.run(main)
 
 
 @click.group()
@@ -157,7 +160,7 @@ def demo(host: str, port: int) -> None:
     from api.settings import Settings
 
     settings = prepare(Settings())
-    accounts = asyncio.run(_with_sessions(settings, lambda f: seed_demo(f, settings)))
+    accounts = _run(_with_sessions(settings, lambda f: seed_demo(f, settings)))
     click.echo(f"\nDemo accounts (password for all: {DEMO_PASSWORD}):")
     for account in accounts:
         click.echo(f"  {account.username:<10} {account.roles:<24} {account.department}")
@@ -193,7 +196,10 @@ def create_user(
     from catalog.errors import CatalogError
     from catalog.identity import create_user as create
 
-    password = password or getpass.getpass("Password: ")
+    if not password:
+        import getpass
+
+        password = getpass.getpass("Password: ")
     settings = Settings()
     settings.ensure_data_dir()
     db.upgrade(settings.database_url)
@@ -211,7 +217,7 @@ def create_user(
             return user.id
 
     try:
-        user_id = asyncio.run(_with_sessions(settings, run))
+        user_id = _run(_with_sessions(settings, run))
     except CatalogError as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"created user {username} ({user_id})")
@@ -236,7 +242,7 @@ def unlock_user(username: str) -> None:
                 await lockout.clear(session, user_id)
             return user_id is not None
 
-    if not asyncio.run(_with_sessions(Settings(), run)):
+    if not _run(_with_sessions(Settings(), run)):
         raise click.ClickException(f"no user {username!r}")
     click.echo(f"{username} can sign in again")
 
@@ -275,8 +281,8 @@ def ledger_group() -> None:
     "--processes",
     type=click.IntRange(1, 2),
     default=None,
-    help="2: hash the Merkle tree in a second process while this one replays; 1: all in "
-    "this one; the findings are the same  [default: 2 for a large export on two or more cores]",
+    help="2: two processes each hash and replay half the export; 1: all in one; the "
+    "findings are the same  [default: 2 for a large export on two or more cores]",
 )
 def ledger_verify(
     export: Path, tree_head: Path | None, keys: Path | None, processes: int | None
@@ -302,7 +308,7 @@ def ledger_sweep() -> None:
     from api.sweep import sweep_once
 
     settings = Settings()
-    orders, pendings = asyncio.run(_with_sessions(settings, sweep_once))
+    orders, pendings = _run(_with_sessions(settings, sweep_once))
     click.echo(f"expired {orders} order(s), voided {pendings} pending transfer(s)")
 
 
@@ -475,7 +481,7 @@ def witness_register(name: str, public_key: str) -> None:
             return await register_witness(session, name, raw)
 
     try:
-        kid = asyncio.run(_with_sessions(Settings(), run))
+        kid = _run(_with_sessions(Settings(), run))
     except LedgerError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"witness {name} registered, key id {kid}")
@@ -503,7 +509,7 @@ def reports_check() -> None:
     from api.settings import Settings
     from exchange.reports import rollups
 
-    differences = asyncio.run(_on_connection(Settings(), rollups.check))
+    differences = _run(_on_connection(Settings(), rollups.check))
     for difference in differences:
         click.echo(str(difference))
     if differences:
@@ -518,7 +524,7 @@ def reports_rebuild() -> None:
     from api.settings import Settings
     from exchange.reports import rollups
 
-    asyncio.run(_on_connection(Settings(), rollups.rebuild))
+    _run(_on_connection(Settings(), rollups.rebuild))
     click.echo("rebuilt every rollup from the raw rows")
 
 
@@ -547,6 +553,8 @@ def backup(path: Path) -> None:
             f"  pg_restore --no-owner --dbname '<new database url>' {path}\n"
         )
         raise SystemExit(1)
+    import sqlite3
+
     try:
         db.backup_sqlite(settings.database_url, path)
     except (FileExistsError, RuntimeError, sqlite3.Error) as error:

@@ -90,6 +90,34 @@ def append_leaves(frontier: Sequence[bytes], size: int, leaves: Sequence[bytes])
     return frontier
 
 
+def subtree_roots(start: int, leaves: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """The leaves at ``start``, ``start + 1``… as the fewest perfect aligned subtrees, left to
+    right, each as ``(level, root)``: what a tree that has ``start`` leaves already needs to
+    take them in (``append_subtree``), hashed without knowing that tree."""
+    out: list[tuple[int, bytes]] = []
+    pos, end = start, start + len(leaves)
+    while pos < end:
+        level = (pos & -pos).bit_length() - 1 if pos else (end - pos).bit_length()
+        while pos + (1 << level) > end:
+            level -= 1
+        (root,) = append_leaves([], 0, leaves[pos - start : pos - start + (1 << level)])
+        out.append((level, root))
+        pos += 1 << level
+    return out
+
+
+def append_subtree(frontier: Sequence[bytes], size: int, level: int, root: bytes) -> list[bytes]:
+    """The frontier after appending a perfect subtree of ``2**level`` leaves to a tree of
+    ``size`` leaves, ``size`` a multiple of ``2**level`` (``append_leaf`` one level up)."""
+    frontier = list(frontier)
+    size >>= level
+    while size & 1:
+        root = node_hash(frontier.pop(), root)
+        size >>= 1
+    frontier.append(root)
+    return frontier
+
+
 def frontier_root(frontier: Sequence[bytes]) -> bytes:
     if not frontier:
         return EMPTY_ROOT

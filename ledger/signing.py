@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -36,7 +35,7 @@ def b64url_decode(text: str) -> bytes:
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes_raw()
 
 
 def key_id(key: Ed25519PublicKey) -> str:
@@ -157,6 +156,9 @@ class KeyRing(PublicKeySet):
 
 
 def _read_keys(directory: Path) -> list[SigningKey]:
+    # Here, not at the top: `serialization` costs a verifier (a receipt's check) 0.1 s.
+    from cryptography.hazmat.primitives import serialization
+
     keys = []
     for path in sorted(directory.glob("*.pem")):
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -170,6 +172,8 @@ def _read_keys(directory: Path) -> list[SigningKey]:
 
 
 def _write_key(directory: Path, key: SigningKey) -> None:
+    from cryptography.hazmat.primitives import serialization
+
     pem = key.private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

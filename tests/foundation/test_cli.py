@@ -1,6 +1,8 @@
 """The `exchange` command line."""
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,33 @@ def test_demo_serves_exactly_as_serve_with_one_worker(
         == ("api.app:create_app", "127.0.0.1", 8000, 1, "uvicorn")
     )
     assert cli.uvicorn_options(settings) == cli.uvicorn_options(demo_settings)
+
+
+def test_the_offline_verifiers_start_without_the_service(tmp_path: Path) -> None:
+    """`exchange receipt verify` and `exchange ledger verify` run on an employee's or an
+    auditor's own machine: they load neither the database layer, the web framework nor the
+    event loop, whose imports would be most of a receipt's check (bench/README.md)."""
+    receipt, keys, export = tmp_path / "r.json", tmp_path / "k.json", tmp_path / "e.jsonl"
+    receipt.write_text("{}")
+    keys.write_text('{"keys": []}')
+    export.write_bytes(b"")
+    script = (
+        "import sys\n"
+        "from api.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "service = {'sqlalchemy', 'sqlmodel', 'alembic', 'litestar', 'uvicorn', 'pydantic',\n"
+        "           'asyncio', 'structlog', 'httpx'}\n"
+        "print('loaded:', sorted(service & {name.split('.')[0] for name in sys.modules}))\n"
+    )
+    for argv in (
+        ["receipt", "verify", str(receipt), "--jwks", str(keys)],
+        ["ledger", "verify", str(export), "--keys", str(keys)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *argv], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.splitlines()[-1] == "loaded: []", (argv, done.stdout, done.stderr)
+        assert "FAILED" in done.stdout or "OK" in done.stdout, done.stdout

@@ -84,6 +84,25 @@ def test_appending_leaves_in_batches_gives_the_same_frontier_as_one_at_a_time(
         assert frontier == one_by_one[300]
 
 
+def test_a_tree_takes_in_the_subtrees_of_leaves_hashed_without_it(
+    data: list[bytes], leaves: list[bytes]
+) -> None:
+    """The leaves after ``start``, hashed as aligned subtrees by someone who knows only
+    ``start`` (a second process of `exchange ledger verify`), appended to the frontier of
+    the first ``start`` leaves: the frontier of all of them, and the RFC root."""
+    rng = random.Random(7)
+    for n in SIZES:
+        starts = range(n + 1) if n <= 64 else sorted(rng.sample(range(n + 1), 12))
+        whole = merkle.append_leaves([], 0, leaves[:n])
+        for start in starts:
+            frontier, size = merkle.append_leaves([], 0, leaves[:start]), start
+            for level, root in merkle.subtree_roots(start, leaves[start:n]):
+                frontier = merkle.append_subtree(frontier, size, level, root)
+                size += 1 << level
+            assert (size, frontier) == (n, whole), (start, n)
+        assert merkle.frontier_root(whole) == rfc9162.mth(data[:n])
+
+
 def test_inclusion_proofs_match_rfc_path_for_every_leaf_of_every_size(
     data: list[bytes], leaves: list[bytes], stored: dict[merkle.Node, bytes]
 ) -> None:

@@ -12,9 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.db import transaction
 from ledger import export_lines, post_pending, reverse, transfer, tree_head, verify, void_pending
+from ledger.replay import Replay
 from ledger.signing import KeyRing, b64url, b64url_decode
 from ledger.treehead import TreeHead
-from ledger.verify import Finding, Verification, verify_export, verify_files
+from ledger.verify import Finding, Verification, _Block, verify_export, verify_files
 from tests.ledger.conftest import at, credit
 
 Factory = async_sessionmaker[AsyncSession]
@@ -284,7 +285,7 @@ async def busy_export(
 async def test_two_processes_give_the_findings_of_one_on_tampered_exports(
     session_factory: Factory, dept: str, ring: KeyRing, tmp_path: Path, monkeypatch: MonkeyPatch
 ) -> None:
-    """The second process hashes the tree while the first replays: every finding, and so
+    """Two processes each hash and replay half of the export: every finding, and so
     the first broken entry, is the same as one process's and the in-memory verifier's, for
     blocks shorter than a line, of a few lines, and of the default size."""
     lines, head, earlier = await busy_export(session_factory, dept, ring)
@@ -345,3 +346,70 @@ async def test_two_processes_give_the_findings_of_one_on_tampered_exports(
                 assert alone.findings == [], (name, alone)
             else:
                 assert (alone.findings[0].seq, alone.findings[0].rule) == first, (name, alone)
+
+
+def one_replay(lines: list[bytes], ledger_id: str) -> tuple[int, list[Finding]]:
+    replay = Replay(ledger_id)
+    replay.feed(_Block(b"".join(lines)).entries())
+    return replay.finish()
+
+
+def two_halves(
+    lines: list[bytes], ledger_id: str, m: int
+) -> tuple[tuple[int, list[Finding]], bool]:
+    """The first m lines replayed, the rest replayed as following m unseen entries, joined
+    (or, when the join refuses, the first replay carrying on): the result, and whether the
+    join took the second half."""
+    first, second = Replay(ledger_id), Replay(ledger_id, m)
+    first.feed(_Block(b"".join(lines[:m])).entries())
+    second.feed(_Block(b"".join(lines[m:])).entries())
+    joined = first.join(second.assumptions())
+    if not joined:
+        first.feed(_Block(b"".join(lines[m:])).entries())
+    return first.finish(), joined
+
+
+async def test_a_replay_split_anywhere_gives_the_findings_of_one_replay(
+    session_factory: Factory, dept: str, ring: KeyRing
+) -> None:
+    """Every line of a log with every kind of entry broken in each way the rules see, the
+    replay split just before, at and after it (a second half that starts on a post of a
+    pending transfer from the first, a reversal of an entry from the first, a key or an
+    account first used in the first…): the findings of one replay, every time. The
+    untouched log joins at most splits, so the second process does do the work."""
+    lines, _, _ = await busy_export(session_factory, dept, ring)
+    n = len(lines)
+    clean = one_replay(lines, dept)
+    assert clean == (n, [])
+    joins = [two_halves(lines, dept, m)[1] for m in range(1, n)]
+    assert all(two_halves(lines, dept, m)[0] == clean for m in range(1, n))
+    assert sum(joins) > 0.8 * len(joins), joins
+
+    def broken(line: bytes) -> list[bytes]:
+        e = json.loads(line)
+        other_ref = (e["ref_seq"] or 2) - 1 or 3
+        variants = [
+            {"amount": e["amount"] + 1},
+            {"debit_after": [e["debit_after"][0] + 1, *e["debit_after"][1:]]},
+            {"credit_after": [*e["credit_after"][:3], e["credit_after"][3] - 1]},
+            {"ref_seq": other_ref},
+            {"ref_seq": None},
+            {"idempotency_key": json.loads(lines[0])["idempotency_key"]},
+            {"kind": {"post": "void", "void": "post"}.get(e["kind"], "reversal")},
+            {"debit_flags": e["debit_flags"] ^ 1},
+            {"time": 0},
+            {"seq": e["seq"] + 1},
+            {"expires_at": 1},
+            {"ledger_id": "elsewhere"},
+        ]
+        return [edit(line, **changes) for changes in variants] + [line[:30] + b"\n"]
+
+    cases = caught = 0
+    for i in range(n):
+        for bad in broken(lines[i]):
+            tampered = [*lines[:i], bad, *lines[i + 1 :]]
+            expected = one_replay(tampered, dept)
+            cases, caught = cases + 1, caught + bool(expected[1])
+            for m in {1, i - 1, i, i + 1, i + 2, n // 2, n - 1} & set(range(1, n)):
+                assert two_halves(tampered, dept, m)[0] == expected, (i, m, bad)
+    assert caught > 0.8 * cases  # the rest change what no rule reads (a direct's expiry…)
