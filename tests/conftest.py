@@ -332,14 +332,14 @@ BOUND_AT_REQUEST_TIME = {"database_url", "data_dir"} | {
 }
 
 
-def app_for(settings: Settings) -> Litestar:
+def app_for(settings: Settings, *, spare: bool = False) -> Litestar:
     """The app for `settings`, bound to their database and data directory. Building a Litestar
     app costs a third of a second of CPU and nearly every test needs one, so each test worker
     builds one for each kind of settings and binds it to each test's own database (everything
     a test could tell apart lives in the app's state: api/app.py `bind`). One client at a
     time: a second test client in the same test runs on an event loop of its own, and needs an
-    app (and database connections) of its own."""
-    key = settings.model_dump_json(exclude=BOUND_AT_REQUEST_TIME)
+    app (and database connections) of its own: `spare=True` answers a second one."""
+    key = settings.model_dump_json(exclude=BOUND_AT_REQUEST_TIME) + ("spare" if spare else "")
     app = _APPS.get(key)
     if app is None:
         app = _APPS[key] = create_app(settings)

@@ -17,11 +17,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import db
-from api.app import create_app
 from api.devices import DEVICE_COOKIE
 from api.settings import Settings
 from catalog.models import LoginLockout, RateLimitHit, User, utcnow
-from tests.conftest import PASSWORD, World
+from tests.conftest import PASSWORD, World, app_for
 
 OFFICE = "10.0.0.1"  # the owner's network, which a colleague playing a prank shares
 
@@ -30,7 +29,7 @@ OFFICE = "10.0.0.1"  # the owner's network, which a colleague playing a prank sh
 async def proxied(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     """The app behind a trusted proxy, so each request can come from an address of its own.
     An app of its own: the `client` of the world fixture runs the shared one meanwhile."""
-    app = ProxyHeadersMiddleware(create_app(settings), trusted_hosts="*")
+    app = ProxyHeadersMiddleware(app_for(settings, spare=True), trusted_hosts="*")
     async with AsyncTestClient(app=app) as client:  # type: ignore[arg-type]
         yield client
 
