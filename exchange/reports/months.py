@@ -213,6 +213,11 @@ class Folds:
     def cover(self, first: date, last: date) -> Cover:
         """How to read the days first..last: the whole folded months in it from month rows
         (but a department's stale month from its day rows), every other day from day rows."""
+        earliest = min(self.months, default=None)
+        if earliest is not None and not any(m < earliest for m in self.stale):
+            # The first fold began at the earliest day row, and a write dated before a folded
+            # month marks its month: there are no unmarked day rows before the first one.
+            first = max(first, earliest)
         whole = sorted(
             m
             for m in self.months
