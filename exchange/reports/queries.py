@@ -1,7 +1,8 @@
 """The report's queries: every figure from the rollups, a few grouped rows per day.
 
 A whole day is read from the rollup tables alone (exchange/reports/rollups.py keeps them in
-every write's transaction); the part of a day that a period covers when a campaign starts or
+every write's transaction), a whole month the sweep has folded from its month rows
+(exchange/reports/months.py); the part of a day that a period covers when a campaign starts or
 ends within a day is read from the same rollup recomputed from the raw rows of that part,
 through the indexes on (department_id, created_at / decided_at / resolved_at). Each query
 returns small grouped results keyed by department, so the department report (one group) and
