@@ -505,7 +505,8 @@ async def _on_connection(settings: Settings, work: Callable[[Any], Awaitable[T]]
 
 @reports_group.command("check")
 def reports_check() -> None:
-    """Recompute every rollup from the raw rows; exit 1 on any difference."""
+    """Recompute every rollup from the raw rows, and every folded month from its day rows;
+    exit 1 on any difference."""
     from api.settings import Settings
     from exchange.reports import rollups
 
@@ -513,14 +514,18 @@ def reports_check() -> None:
     for difference in differences:
         click.echo(str(difference))
     if differences:
-        click.echo(f"FAILED: {len(differences)} rollup row(s) differ from the raw rows")
+        click.echo(f"FAILED: {len(differences)} rollup row(s) differ from what they sum")
         raise SystemExit(1)
-    click.echo(f"OK: every rollup equals its recomputation ({len(rollups.ROLLUPS)} tables)")
+    click.echo(
+        f"OK: every rollup equals its recomputation ({len(rollups.ROLLUPS)} tables), "
+        f"every folded month its day rows ({len(rollups.FOLDED)} tables)"
+    )
 
 
 @reports_group.command("rebuild")
 def reports_rebuild() -> None:
-    """Fill every rollup again from the raw rows (after `check` found a difference)."""
+    """Fill every rollup again from the raw rows and fold every ended month again (after
+    `check` found a difference)."""
     from api.settings import Settings
     from exchange.reports import rollups
 

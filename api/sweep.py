@@ -1,5 +1,6 @@
 """The periodic sweep: expires overdue orders (voiding their holds, returning their stock),
-voids the ledger's own expired pending transfers and deletes old finished jobs; and, between
+voids the ledger's own expired pending transfers, deletes old finished jobs and folds the
+reports' day rollups of each ended month into month rows (exchange/reports/months.py); and, between
 sweeps, the integration of new ledger entries into the Merkle trees, with a signed head for
 each tree that grew.
 
@@ -33,6 +34,7 @@ from api.problems import is_connection_failure
 from catalog.models import utcnow
 from exchange.jobs import delete_finished
 from exchange.orders import sweep_expired_orders
+from exchange.reports import months
 from ledger import integration
 from ledger.signing import KeyRing
 from ledger.transfers import sweep_expired
@@ -52,8 +54,16 @@ async def sweep_once(
         pendings = await sweep_expired(session)
     async with transaction(session_factory) as session:
         jobs = await delete_finished(session, utcnow() - timedelta(days=job_retention_days))
-    if orders or pendings or jobs:
-        log.info("sweep", expired_orders=orders, voided_pendings=pendings, deleted_jobs=jobs)
+    async with transaction(session_factory) as session:
+        folded = await months.fold_closed(await session.connection())
+    if orders or pendings or jobs or folded:
+        log.info(
+            "sweep",
+            expired_orders=orders,
+            voided_pendings=pendings,
+            deleted_jobs=jobs,
+            folded_months=folded,
+        )
     return orders, pendings
 
 

@@ -290,7 +290,7 @@ async def per_query(
     """Each of the report's queries alone, in its own transaction: where a report's time goes."""
     from collections import defaultdict
 
-    from exchange.reports import queries
+    from exchange.reports import months, queries
 
     for name in QUERIES:
         query = getattr(queries, name)
@@ -299,8 +299,11 @@ async def per_query(
             async with db.transaction(factory) as session:
                 if n in ("_day_series", "_first_timers"):
                     await q(session, scope, period)
-                else:
+                elif n == "_participants":
                     await q(session, scope, period, defaultdict(queries._Dept))
+                else:
+                    folds = await months.folds(await session.connection(), scope)
+                    await q(session, scope, period, folds, defaultdict(queries._Dept))
 
         BREAKDOWN.append([database, label, name.lstrip("_"), *summary(await timed(runs, one))])
 

@@ -339,6 +339,43 @@ class ReportFirstDropoff(SQLModel, table=True):
     first_day: date
 
 
+# --- Month rows (migration 0016) -------------------------------------------------------------
+# The day rollups above folded into one row per key and month (`day` is the month's first
+# day) by the sweep once the month has ended, so that a year reads 12 rows per key, not 365.
+# The triggers never write them: a write that lands in an ended month marks the department's
+# month stale instead, and reports read that month from its day rows until the sweep folds it
+# again (exchange/reports/months.py).
+
+
+def _months_of(days: sa.Table, name: str) -> sa.Table:
+    return sa.Table(name, SQLModel.metadata, *(column._copy() for column in days.columns))
+
+
+REPORT_DROPOFF_MONTHS = _months_of(ReportDropoffDay.__table__, "report_dropoff_months")  # type: ignore[attr-defined]
+REPORT_STATION_MONTHS = _months_of(ReportStationDay.__table__, "report_station_months")  # type: ignore[attr-defined]
+REPORT_MONTHS = _months_of(ReportDay.__table__, "report_months")  # type: ignore[attr-defined]
+REPORT_PRODUCT_MONTHS = _months_of(ReportProductDay.__table__, "report_product_months")  # type: ignore[attr-defined]
+
+
+class ReportFoldedMonth(SQLModel, table=True):
+    """A month the sweep has folded into month rows, for every department."""
+
+    __tablename__ = "report_folded_months"
+
+    month: date = Field(primary_key=True)
+    folded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ReportStaleMonth(SQLModel, table=True):
+    """A department's month that a write changed after the month ended: its month rows may
+    be behind its day rows until the sweep folds it again."""
+
+    __tablename__ = "report_stale_months"
+
+    department_id: str = Field(primary_key=True, max_length=32)
+    month: date = Field(primary_key=True)
+
+
 # --- CO2e factors (migration 0009) -----------------------------------------------------------
 
 

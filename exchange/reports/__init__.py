@@ -8,7 +8,8 @@ compares every rollup with its recomputation; a test checks the points figures a
 department's ledger.
 
 The modules, by job: `period` (the period and its parsing), `rollups` (what every write
-adds to the counters, the triggers, the check), `queries` (the report's queries),
+adds to the counters, the triggers, the check), `months` (the month rows the sweep folds
+from the day rows of each ended month, read for whole months), `queries` (the report's queries),
 `results` (what a report holds), `co2e` (the CO2e factors, data the operator owns), `units`
 (formatting at the edge). The export tables are `api/exports.py`'s.
 

@@ -1,7 +1,8 @@
 """The report's queries: every figure from the rollups, a few grouped rows per day.
 
 A whole day is read from the rollup tables alone (exchange/reports/rollups.py keeps them in
-every write's transaction); the part of a day that a period covers when a campaign starts or
+every write's transaction), a whole month the sweep has folded from its month rows
+(exchange/reports/months.py); the part of a day that a period covers when a campaign starts or
 ends within a day is read from the same rollup recomputed from the raw rows of that part,
 through the indexes on (department_id, created_at / decided_at / resolved_at). Each query
 returns small grouped results keyed by department, so the department report (one group) and
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -37,7 +38,8 @@ from catalog.identity import Identity
 from catalog.models import Department, Role, User, UserRole
 from exchange.categories import CATEGORIES, Unit
 from exchange.models import Dropoff, DropoffStatus, Order, OrderStatus, Station
-from exchange.reports import co2e, rollups
+from exchange.reports import co2e, months, rollups
+from exchange.reports.months import Cover, Folds
 from exchange.reports.period import Period
 from exchange.reports.results import (
     CategoryRow,
@@ -90,15 +92,21 @@ def _source(
     session: AsyncSession,
     rollup: Rollup,
     department_id: str | None,
-    days: ColumnElement[bool] | None,
+    cover: Cover | None,
     windows: Sequence[Window],
 ) -> Any:
-    """The rollup's rows for whole days matching `days`, and for the parts of days in
-    `windows` recomputed from the raw rows: one relation with the rollup's columns."""
+    """The rollup's rows for the whole days of `cover` (month rows for its folded months, day
+    rows for the rest), and for the parts of days in `windows` recomputed from the raw rows:
+    one relation with the rollup's columns."""
     table = rollup.table
     parts = []
-    if days is not None:
-        parts.append(select(table).where(_in_scope(table, department_id), days))
+    if cover is not None and rollup.months is None:
+        cover = Folds().cover(cover.first, cover.last)
+    if cover is not None:
+        if rollup.months is not None and (rows := cover.month_rows(rollup.months)) is not None:
+            parts.append(select(rollup.months).where(_in_scope(rollup.months, department_id), rows))
+        if (rows := cover.day_rows(table)) is not None:
+            parts.append(select(table).where(_in_scope(table, department_id), rows))
     if windows:
         dialect = session.get_bind().dialect.name
         again = rollups.recomputed(rollup, dialect, department_id=department_id, windows=windows)
@@ -108,10 +116,11 @@ def _source(
     return (union_all(*parts) if len(parts) > 1 else parts[0]).subquery()
 
 
-def _period_source(session: AsyncSession, rollup: Rollup, scope: str | None, period: Period) -> Any:
+def _period_source(
+    session: AsyncSession, rollup: Rollup, scope: str | None, period: Period, folds: Folds
+) -> Any:
     whole = period.whole_days
-    days = rollup.table.c.day.between(*whole) if whole else None
-    return _source(session, rollup, scope, days, period.windows)
+    return _source(session, rollup, scope, folds.cover(*whole) if whole else None, period.windows)
 
 
 def _by_department(source: Any, department_id: str | None) -> tuple[Any, list[Any]]:
@@ -158,11 +167,15 @@ _ADDITIVE = [f.name for f in fields(_Dept) if f.type == "int"]
 
 
 async def _dropoffs(
-    session: AsyncSession, scope: str | None, period: Period, groups: dict[str, _Dept]
+    session: AsyncSession,
+    scope: str | None,
+    period: Period,
+    folds: Folds,
+    groups: dict[str, _Dept],
 ) -> None:
     """Drop-offs logged in the period by status and category (and campaign, for the CO2e
     factors that hold only for some campaigns)."""
-    source = _period_source(session, rollups.DROPOFF_DAYS, scope, period)
+    source = _period_source(session, rollups.DROPOFF_DAYS, scope, period, folds)
     dept, keys = _by_department(source, scope)
     counters = [c for c in rollups.DROPOFF_DAYS.counters]
     query = select(
@@ -189,8 +202,8 @@ async def _day_series(
     session: AsyncSession, scope: str | None, period: Period
 ) -> dict[date, dict[str, int]]:
     """Each day: drop-offs logged (all, confirmed, their grams and items), points issued and
-    points spent."""
-    source = _period_source(session, rollups.DAYS, scope, period)
+    points spent (from day rows: a series needs its days)."""
+    source = _period_source(session, rollups.DAYS, scope, period, Folds())
     names = (
         "dropoffs",
         "dropoffs_confirmed",
@@ -210,9 +223,9 @@ def _day(value: date | str) -> date:
 
 
 async def _station_rows(
-    session: AsyncSession, department_id: str, period: Period
+    session: AsyncSession, department_id: str, period: Period, folds: Folds
 ) -> tuple[StationRow, ...]:
-    source = _period_source(session, rollups.STATION_DAYS, department_id, period)
+    source = _period_source(session, rollups.STATION_DAYS, department_id, period, folds)
     counters = rollups.STATION_DAYS.counters
     query = (
         select(source.c.station_id, func.coalesce(S.c.name, source.c.station_id))
@@ -228,10 +241,14 @@ _DAY_COUNTERS = rollups.DAYS.counters
 
 
 async def _movements(
-    session: AsyncSession, scope: str | None, period: Period, groups: dict[str, _Dept]
+    session: AsyncSession,
+    scope: str | None,
+    period: Period,
+    folds: Folds,
+    groups: dict[str, _Dept],
 ) -> None:
     """Points by movement and orders by status in the period."""
-    source = _period_source(session, rollups.DAYS, scope, period)
+    source = _period_source(session, rollups.DAYS, scope, period, folds)
     dept, keys = _by_department(source, scope)
     query = select(dept, *[_sum(source.c[c]) for c in _DAY_COUNTERS]).group_by(*keys)
     for dept_id, *sums in await _rows(session, query):
@@ -248,13 +265,17 @@ async def _movements(
 
 
 async def _balances_at_end(
-    session: AsyncSession, scope: str | None, period: Period, groups: dict[str, _Dept]
+    session: AsyncSession,
+    scope: str | None,
+    period: Period,
+    folds: Folds,
+    groups: dict[str, _Dept],
 ) -> None:
     """Points held by open orders and the employees' posted balances at the end of the
     period: everything placed, issued, spent, released and expired before it."""
     end_day, part = period.before_end
-    table = rollups.DAYS.table
-    source = _source(session, rollups.DAYS, scope, table.c.day < end_day, [part] if part else [])
+    before = folds.cover(date.min, end_day - timedelta(days=1))
+    source = _source(session, rollups.DAYS, scope, before, [part] if part else [])
     dept, keys = _by_department(source, scope)
     placed = sum(source.c[f"orders_{status}_points"] for status in rollups.ORDER_STATUSES)
     query = select(
@@ -283,7 +304,14 @@ async def _participants(
             p.user_id,
             case((p.dropoffs > 0, 1), else_=0).label("dropped"),
             case((p.orders > 0, 1), else_=0).label("ordered"),
-        ).where(_in_scope(PARTICIPANTS, scope), or_(false(), *spans))
+        ).where(
+            # For the platform, every department's rows through the key (a join with the
+            # departments), not a scan of every employee's day rows.
+            _in_scope(PARTICIPANTS, scope)
+            if scope
+            else PARTICIPANTS.c.department_id.in_(select(DEPT.c.id)),
+            or_(false(), *spans),
+        )
     ]
     if period.windows:
         parts += [
@@ -333,10 +361,14 @@ async def _first_timers(
 
 
 async def _products(
-    session: AsyncSession, scope: str | None, period: Period, groups: dict[str, _Dept]
+    session: AsyncSession,
+    scope: str | None,
+    period: Period,
+    folds: Folds,
+    groups: dict[str, _Dept],
 ) -> tuple[ProductRow, ...]:
     """Orders picked up in the period, per product, at the values snapshotted into them."""
-    source = _period_source(session, rollups.PRODUCT_DAYS, scope, period)
+    source = _period_source(session, rollups.PRODUCT_DAYS, scope, period, folds)
     dept, keys = _by_department(source, scope)
     query = select(
         dept,
@@ -411,13 +443,14 @@ async def _report(
     session: AsyncSession, scope: str | None, period: Period, factors: co2e.FactorSet
 ) -> tuple[Report, dict[str, _Dept], set[str]]:
     groups: dict[str, _Dept] = defaultdict(_Dept)
-    await _dropoffs(session, scope, period, groups)
+    folds = await months.folds(await session.connection(), scope)
+    await _dropoffs(session, scope, period, folds, groups)
     series = await _day_series(session, scope, period)
-    await _movements(session, scope, period, groups)
-    await _balances_at_end(session, scope, period, groups)
+    await _movements(session, scope, period, folds, groups)
+    await _balances_at_end(session, scope, period, folds, groups)
     await _participants(session, scope, period, groups)
     first = await _first_timers(session, scope, period)
-    products = await _products(session, scope, period, groups)
+    products = await _products(session, scope, period, folds, groups)
     remanufacturing = await co2e.remanufacturing_campaigns(session)
     total = _merge(groups)
     quiet: dict[str, int] = {}
@@ -439,7 +472,7 @@ async def _report(
         period=period,
         dropoffs_by_status=_statuses(total.status, rollups.DROPOFF_STATUSES),
         categories=_category_rows(total, period, factors, remanufacturing),
-        stations=await _station_rows(session, scope, period) if scope else (),
+        stations=await _station_rows(session, scope, period, folds) if scope else (),
         days=days,
         participation=Participation(
             members=total.members,

@@ -36,6 +36,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.models import UTCDateTime
 from exchange.models import (
+    REPORT_DROPOFF_MONTHS,
+    REPORT_MONTHS,
+    REPORT_PRODUCT_MONTHS,
+    REPORT_STATION_MONTHS,
     Dropoff,
     Order,
     PointsExpiry,
@@ -114,6 +118,8 @@ class Rollup:
     # day) that count the days of the month, and the months of the year, in which a counter
     # was above zero: they change only when a row below turns non-zero or back to zero.
     spans: tuple[str, ...] = ()
+    # The same rows folded per month by the sweep (exchange/reports/months.py), if any.
+    months: sa.Table | None = None
 
     @property
     def name(self) -> str:
@@ -200,6 +206,7 @@ DROPOFF_DAYS = Rollup(
             _by_status,
         ),
     ),
+    months=REPORT_DROPOFF_MONTHS,
 )
 STATION_DAYS = Rollup(
     ReportStationDay.__table__,
@@ -217,6 +224,7 @@ STATION_DAYS = Rollup(
             _station,
         ),
     ),
+    months=REPORT_STATION_MONTHS,
 )
 
 
@@ -274,6 +282,7 @@ DAYS = Rollup(
             lambda r: f"{r}.expired_at IS NOT NULL AND {r}.expired_points > 0",
         ),
     ),
+    months=REPORT_MONTHS,
 )
 PRODUCT_DAYS = Rollup(
     ReportProductDay.__table__,
@@ -304,6 +313,7 @@ PRODUCT_DAYS = Rollup(
             lambda r: f"{r}.status = 'fulfilled' AND {r}.resolved_at IS NOT NULL",
         ),
     ),
+    months=REPORT_PRODUCT_MONTHS,
 )
 PARTICIPANTS = Rollup(
     ReportParticipant.__table__,
@@ -332,6 +342,7 @@ FIRST_DROPOFFS = Rollup(
     ),
 )
 ROLLUPS = (DROPOFF_DAYS, STATION_DAYS, DAYS, PRODUCT_DAYS, PARTICIPANTS, FIRST_DROPOFFS)
+FOLDED = tuple(r for r in ROLLUPS if r.months is not None)  # the ones with month rows
 
 # The columns a rollup reads: an update that changes none of them changes no rollup.
 WATCHED = {
@@ -667,12 +678,48 @@ def _watched(table: str, d: Dialect) -> str:
 EVENTS = {"INSERT": [("NEW", 1)], "UPDATE": [("OLD", -1), ("NEW", 1)], "DELETE": [("OLD", -1)]}
 
 
+def _stale_marks(table: str, event: str, d: Dialect, local: _Locals | None) -> list[str]:
+    """Each day row of a folded rollup that the write may change, when its month has ended
+    (by the database's clock, at the commit): the department's month is marked stale, so
+    reports read it from its day rows until the sweep folds it again. A write into the
+    current month (nearly all of them) only compares two dates."""
+    now = "clock_timestamp() AT TIME ZONE 'Asia/Shanghai'"
+    if d.postgresql:
+        assert local is not None
+        this_month = local.of(f"CAST(date_trunc('month', {now}) AS date)", "date")
+    else:
+        this_month = "date('now', '+8 hours', 'start of month')"
+    days = {
+        (keys["department_id"], keys["day"]): None
+        for rollup in FOLDED
+        for source in rollup.sources
+        if source.table == table
+        for row, _ in EVENTS[event]
+        for keys in [source.keys(row, d)]
+    }
+    statements = []
+    for department, day in days:
+        row = f"{department}, {d.start_of('month', day)}"
+        insert = "INSERT INTO report_stale_months (department_id, month)"
+        # DO UPDATE, not DO NOTHING: the mark's row lock orders this write with a fold that
+        # deletes the mark (exchange/reports/months.py).
+        marked = "ON CONFLICT (department_id, month) DO UPDATE SET month = excluded.month"
+        if d.postgresql:
+            statements.append(
+                f"IF {day} < {this_month} THEN {insert} VALUES ({row}) {marked}; END IF"
+            )
+        else:
+            statements.append(f"{insert} SELECT {row} WHERE {day} < {this_month} {marked}")
+    return statements
+
+
 def _body(table: str, event: str, d: Dialect, local: _Locals | None = None) -> list[str]:
     """What a trigger runs for one event on one raw table."""
     rollups = [
         r for r in ROLLUPS if r is not FIRST_DROPOFFS and any(s.table == table for s in r.sources)
     ]
     body = [s for r in rollups for s in _upserts(r, table, EVENTS[event], d, local)]
+    body += _stale_marks(table, event, d, local)
     return (local.branch() if local else []) + body
 
 
@@ -839,8 +886,12 @@ def rebuild_statements(dialect: str, which: Sequence[Rollup] = ROLLUPS) -> list[
 
 
 async def rebuild(conn: AsyncConnection) -> None:
+    """Every rollup from the raw rows, and every closed month folded again."""
+    from exchange.reports import months  # it builds on this module
+
     for statement in rebuild_statements(conn.dialect.name):
         await conn.execute(sa.text(statement))
+    await months.refold(conn)
 
 
 @dataclass(frozen=True)
@@ -868,7 +919,10 @@ def _significant(rollup: Rollup, rows: Sequence[Any]) -> dict[tuple[Any, ...], d
 
 
 async def check(conn: AsyncConnection) -> list[Difference]:
-    """Every difference between the stored rollups and their recomputation from raw rows."""
+    """Every difference between the stored rollups and their recomputation from raw rows, and
+    between the month rows and the day rows they were folded from."""
+    from exchange.reports import months  # it builds on this module
+
     differences = []
     for rollup in ROLLUPS:
         stored = _significant(rollup, (await conn.execute(sa.select(rollup.table))).all())
@@ -877,4 +931,4 @@ async def check(conn: AsyncConnection) -> list[Difference]:
         for key in sorted(set(stored) | set(fresh), key=repr):
             if stored.get(key) != fresh.get(key):
                 differences.append(Difference(rollup.name, key, stored.get(key), fresh.get(key)))
-    return differences
+    return differences + await months.check(conn)

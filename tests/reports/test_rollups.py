@@ -61,10 +61,11 @@ class Shop:
     clock: datetime = T0
 
 
-async def open_shop(session_factory: Factory) -> Shop:
+async def open_shop(session_factory: Factory, t0: datetime = T0) -> Shop:
     """Two approved departments, one confirming by steward and one at once, each with four
-    employees, a coordinator, a collection point, two products and a year-long campaign."""
-    shop = Shop({}, {}, {}, {})
+    employees, a coordinator, a collection point, two products and a year-long campaign from
+    `t0` (the shop's clock)."""
+    shop = Shop({}, {}, {}, {}, clock=t0)
     async with db.transaction(session_factory) as session:
         for n, policy in enumerate(("steward", "auto")):
             department = await register_department(
@@ -88,8 +89,8 @@ async def open_shop(session_factory: Factory) -> Shop:
                 session,
                 NewCampaign(
                     name=f"全年 {policy}",
-                    starts_at=T0 - timedelta(days=1),
-                    ends_at=T0 + timedelta(days=360),
+                    starts_at=t0 - timedelta(days=1),
+                    ends_at=t0 + timedelta(days=360),
                     policy=policy,
                     daily_cap_points=1_000_000,
                     department_id=dept,
@@ -220,9 +221,9 @@ async def assert_rollups_equal_the_raw_rows(engine: AsyncEngine) -> None:
     assert differences == [], "\n".join(map(str, differences))
 
 
-tick = st.integers(0, 600)  # minutes since the step before
-ops = st.lists(
-    st.one_of(
+def operations(tick: st.SearchStrategy[int]) -> st.SearchStrategy[tuple]:  # type: ignore[type-arg]
+    """One write of any kind, `tick` minutes after the one before."""
+    return st.one_of(
         st.tuples(
             st.just("drop"), st.integers(0, 1), st.integers(0, 5), st.sampled_from(list(RATES)),
             st.integers(0, 50_000), st.booleans(), tick,
@@ -239,9 +240,10 @@ ops = st.lists(
             st.sampled_from(["cancel", "pickup"]), st.integers(0, 1), st.integers(0, 99), tick
         ),
         st.tuples(st.just("expire"), st.integers(0, 1), tick),
-    ),
-    max_size=25,
-)  # fmt: skip
+    )  # fmt: skip
+
+
+ops = st.lists(operations(st.integers(0, 600)), max_size=25)  # minutes since the step before
 
 
 @pytest.fixture

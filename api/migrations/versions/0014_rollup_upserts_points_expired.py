@@ -10,8 +10,8 @@
 - `report_days.points_expired`: the points the expiry sweep moved to the department's
   expiry account that day, kept by a trigger on `points_expiries` and backfilled.
 
-The triggers are rendered from exchange/reports/rollups.py; a later migration that changes
-those definitions must pin what this one rendered (as api/migrations/pinned/ does for 0009).
+The triggers were rendered from exchange/reports/rollups.py; migration 0016 changed those
+definitions, so what this one installed is pinned in api/migrations/pinned/0014_rollups_*.sql.
 
 Revision ID: 0014
 Revises: 0013
@@ -43,7 +43,7 @@ def upgrade() -> None:
         "report_days",
         sa.Column("points_expired", sa.BigInteger(), nullable=False, server_default="0"),
     )
-    _run(rollups.uninstall_statements(dialect) + rollups.install_statements(dialect))
+    _run(rollups.uninstall_statements(dialect) + pinned("0014_rollups_install", dialect))
     _run(rollups.rebuild_statements(dialect, [rollups.DAYS, rollups.PARTICIPANTS]))
 
 
