@@ -42,7 +42,7 @@ from api.controllers.reports import ReportController
 from api.controllers.stations import StationController
 from api.controllers.summaries import SummaryController
 from api.controllers.witness import WitnessController
-from api.deadlines import DeadlinePassed, RequestDeadline
+from api.deadlines import DeadlinePassed, RequestDeadline, clean_ups_finished
 from api.jobs import job_runners
 from api.logging import RequestLog, structlog_plugin
 from api.metrics import MetricsController
@@ -115,6 +115,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await clean_ups_finished(app.state.settings.shutdown_timeout_seconds)
         await app.state.engine.dispose()
 
 

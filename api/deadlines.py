@@ -94,6 +94,18 @@ class RequestDeadline(ASGIMiddleware):
         raise DeadlinePassed(seconds)
 
 
+async def clean_ups_finished(seconds: float) -> None:
+    """Waits, at most `seconds`, for this loop's requests past their deadline to finish cleaning
+    up. At shutdown the loop would otherwise cancel them a second time, mid-clean-up: a SQLite
+    connection then closed twice at once (SQLAlchemy's graceful close beside its forced one)
+    leaves aiosqlite's close waiting forever on its stopped thread, and the process never
+    exits."""
+    loop = asyncio.get_running_loop()
+    mine = [task for task in _CLEANING_UP if task.get_loop() is loop]
+    if mine:
+        await asyncio.wait(mine, timeout=seconds)
+
+
 def _cleaned_up(task: asyncio.Task[None]) -> None:
     _CLEANING_UP.discard(task)
     if not task.cancelled() and (error := task.exception()) is not None:
