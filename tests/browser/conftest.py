@@ -1,12 +1,14 @@
 """Browser tests: a real uvicorn server on a free port, driven by Debian's Chromium.
 
-One server (SQLite, seeded with the demo data set) serves the whole session; each test gets
-fresh browser contexts, a phone (375×812) for employees and a desktop for everyone else.
+One server (SQLite, seeded with the demo data set) serves each module, on a copy of the
+suite's migrated template: a module's writes never reach another's pages. Each test gets fresh
+browser contexts, a phone (375×812) for employees and a desktop for everyone else.
 Screenshots go to tests/screenshots/ (git-ignored) for people to look at.
 """
 
 import asyncio
 import os
+import shutil
 import socket
 import threading
 import time
@@ -56,13 +58,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def browser_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+@pytest.fixture(scope="module")
+def browser_settings(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Settings:
     """The test server's settings: tests that seed data of their own reach its database."""
+    data_dir = tmp_path_factory.mktemp("browser-data")
+    shutil.copy(sqlite_template, data_dir / "exchange.db")  # the default database's place
     return Settings(
-        data_dir=tmp_path_factory.mktemp("browser-data"),
+        data_dir=data_dir,
         # SQLite by default; EXCHANGE_TEST_BROWSER_DATABASE_URL may name an empty PostgreSQL
-        # database instead (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/browser).
+        # database instead (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/browser), which
+        # the modules then share.
         database_url=os.environ.get("EXCHANGE_TEST_BROWSER_DATABASE_URL", ""),
         login_attempts_per_minute=10_000,
         request_deadline_seconds=60,  # as tests/conftest.py: a loaded machine is not an outage
@@ -74,7 +79,7 @@ def browser_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(browser_settings: Settings) -> Iterator[str]:
     if not Path(CHROMIUM).exists():
         missing = f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)"
