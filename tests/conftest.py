@@ -264,7 +264,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 async def pg_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
     # One connection per concurrent task of the largest race (64), within PostgreSQL's
-    # default of 100 connections beside the other worker's tests.
+    # default of 100 connections beside the other workers' tests.
     engine = db.create_engine(postgres_url, pool_size=64, max_overflow=0, pool_timeout=120)
     yield engine
     await engine.dispose()
