@@ -15,13 +15,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import db
-from api.cli import main
 from api.sweep import sweep_once
 from catalog.identity import Identity
 from catalog.models import DepartmentStatus, Role
@@ -31,6 +29,7 @@ from exchange.reports import months, rollups
 from tests.reports.test_rollups import (
     Factory,
     Shop,
+    assert_check_names_a_change_and_rebuild_mends_it,
     assert_rollups_equal_the_raw_rows,
     open_shop,
     operations,
@@ -221,31 +220,12 @@ async def test_the_sweep_folds_a_month_marked_before_the_first_fold_whole(
 def test_exchange_reports_check_exits_1_on_a_month_row_and_rebuild_folds_it_again(
     database_url: str, tmp_path: Path
 ) -> None:
-    env = {"EXCHANGE_DATABASE_URL": database_url, "EXCHANGE_DATA_DIR": str(tmp_path / "data")}
+    async def three_drop_offs_folded(factory: Factory) -> None:
+        shop = await open_shop(factory, months_ago(2))
+        for n in range(3):
+            await step(shop, factory, ("drop", 1, n, "ink_cartridge", n, False, 60))
+        await fold(factory)
 
-    async def write_some(corrupt: bool) -> None:
-        engine = db.create_engine(database_url)
-        try:
-            if corrupt:
-                async with engine.begin() as conn:
-                    await conn.exec_driver_sql("UPDATE report_months SET points_issued = 7")
-                return
-            factory = db.create_session_factory(engine)
-            shop = await open_shop(factory, months_ago(2))
-            for n in range(3):
-                await step(shop, factory, ("drop", 1, n, "ink_cartridge", n, False, 60))
-            await fold(factory)
-        finally:
-            await engine.dispose()
-
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, ["reports", *args], env=env)
-
-    asyncio.run(write_some(corrupt=False))
-    assert run("check").exit_code == 0
-    asyncio.run(write_some(corrupt=True))
-    checked = run("check")
-    assert checked.exit_code == 1
-    assert "report_months" in checked.output and "points_issued" in checked.output
-    assert run("rebuild").exit_code == 0
-    assert run("check").exit_code == 0
+    assert_check_names_a_change_and_rebuild_mends_it(
+        database_url, tmp_path / "data", "report_months", three_drop_offs_folded
+    )

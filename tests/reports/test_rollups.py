@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -369,22 +370,24 @@ async def test_the_migration_backfills_the_rollups_from_the_rows_already_there(
     await assert_rollups_equal_the_raw_rows(engine)
 
 
-def test_exchange_reports_check_exits_1_naming_each_difference_and_rebuild_mends_it(
-    database_url: str, tmp_path: Path
+def assert_check_names_a_change_and_rebuild_mends_it(
+    database_url: str,
+    data_dir: Path,
+    table: str,
+    write: Callable[[Factory], Awaitable[None]],
 ) -> None:
-    env = {"EXCHANGE_DATABASE_URL": database_url, "EXCHANGE_DATA_DIR": str(tmp_path / "data")}
+    """`exchange reports check` exits 0 on the rows `write` leaves, 1 naming `table` and the
+    column once a row of it is changed behind the triggers' back, and 0 after `rebuild`."""
+    env = {"EXCHANGE_DATABASE_URL": database_url, "EXCHANGE_DATA_DIR": str(data_dir)}
 
     async def write_some(corrupt: bool) -> None:
         engine = db.create_engine(database_url)
         try:
             if corrupt:
                 async with engine.begin() as conn:
-                    await conn.exec_driver_sql("UPDATE report_days SET points_issued = 7")
+                    await conn.exec_driver_sql(f"UPDATE {table} SET points_issued = 7")
                 return
-            factory = db.create_session_factory(engine)
-            shop = await open_shop(factory)
-            for n in range(3):
-                await step(shop, factory, ("drop", 1, n, "ink_cartridge", n, False, 60))
+            await write(db.create_session_factory(engine))
         finally:
             await engine.dispose()
 
@@ -398,6 +401,19 @@ def test_exchange_reports_check_exits_1_naming_each_difference_and_rebuild_mends
     asyncio.run(write_some(corrupt=True))
     checked = run("check")
     assert checked.exit_code == 1
-    assert "report_days" in checked.output and "points_issued" in checked.output
+    assert table in checked.output and "points_issued" in checked.output
     assert run("rebuild").exit_code == 0
     assert run("check").exit_code == 0
+
+
+def test_exchange_reports_check_exits_1_naming_each_difference_and_rebuild_mends_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    async def three_drop_offs(factory: Factory) -> None:
+        shop = await open_shop(factory)
+        for n in range(3):
+            await step(shop, factory, ("drop", 1, n, "ink_cartridge", n, False, 60))
+
+    assert_check_names_a_change_and_rebuild_mends_it(
+        database_url, tmp_path / "data", "report_days", three_drop_offs
+    )
