@@ -109,7 +109,7 @@ def _seed_world(url: str) -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(seed())
+    _in_a_thread(lambda: asyncio.run(seed()))
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +123,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sqlite_world_template(sqlite_template: Path) -> Path:
     path = sqlite_template.with_name("world.db")
     shutil.copy(sqlite_template, path)
-    _in_a_thread(lambda: _seed_world(f"sqlite+aiosqlite:///{path}"))
+    _seed_world(f"sqlite+aiosqlite:///{path}")
     return path
 
 
@@ -140,7 +140,7 @@ def postgres_template() -> Iterator[str]:
 def postgres_world_template(postgres_template: str) -> Iterator[str]:
     name = f"{RUN_PREFIX}_world"
     _admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template}")
-    _in_a_thread(lambda: _seed_world(_with_database(POSTGRES_URL, name)))
+    _seed_world(_with_database(POSTGRES_URL, name))
     yield name
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
