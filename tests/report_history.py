@@ -34,8 +34,14 @@ DAYS = [
     [(5, "paper", 3000), (2, "toner_cartridge", 2)],
     [(3, "paper", 6000), (1, "ink_cartridge", 3), (4, "other_small_device", 1)],
 ]
-# (day, employee number, product index) — each picked up an hour after it was ordered
-ORDERS = [(2, 1, 0), (4, 4, 1), (5, 3, 0), (6, 1, 1), (6, 2, 0)]
+# (day, employee number, product) — each picked up an hour after it was ordered
+ORDERS = [
+    (2, 1, "紫云红芯红薯"),
+    (4, 4, "高山绿茶"),
+    (5, 3, "紫云红芯红薯"),
+    (6, 1, "高山绿茶"),
+    (6, 2, "紫云红芯红薯"),
+]
 
 
 async def seed_history(session_factory: async_sessionmaker[AsyncSession], keyring: KeyRing) -> str:
@@ -66,9 +72,15 @@ async def seed_history(session_factory: async_sessionmaker[AsyncSession], keyrin
         )
         await set_rates(session, campaign.id, DEMO_RATES, admin)
         station = (await all_stations(session, department.id))[0]
-        catalog = await products.list_products(
-            session, department.id, active_only=True, limit=MAX_LIMIT, after=None
-        )
+        # By name: products made in the same millisecond have ids in no particular order.
+        catalog = {
+            product.name: product.id
+            for product in (
+                await products.list_products(
+                    session, department.id, active_only=True, limit=MAX_LIMIT, after=None
+                )
+            ).items
+        }
         coordinator = users["coord-b"]
         for day, drops in enumerate(DAYS):
             for n, (who, category, quantity) in enumerate(drops):
@@ -91,7 +103,7 @@ async def seed_history(session_factory: async_sessionmaker[AsyncSession], keyrin
                 session,
                 caller,
                 keyring,
-                product_id=catalog.items[product].id,
+                product_id=catalog[product],
                 quantity=1,
                 idempotency_key=f"history-order-{n}",
                 expiry=timedelta(days=7),
