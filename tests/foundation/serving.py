@@ -47,6 +47,10 @@ async def poll(condition: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(0.05)
 
 
+class PortTaken(Exception):
+    """The server could not bind its port: another process took it first."""
+
+
 class Server:
     """`exchange serve` in a process of its own, on a free port, logging JSON to a file."""
 
@@ -68,6 +72,15 @@ class Server:
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
+        # A port found free may be taken by another test's server before this one binds it
+        # (ports are picked at random from one range by every worker): then start again on
+        # another port.
+        while not await self._started():
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+
+    async def _started(self) -> bool:
+        offset = self.log_path.stat().st_size
         self.process = await asyncio.create_subprocess_exec(
             str(EXCHANGE),
             "serve",
@@ -81,12 +94,23 @@ class Server:
             stderr=self.log,
         )
         async with httpx.AsyncClient(base_url=self.url, timeout=CLIENT_TIMEOUT) as client:
-            await poll(lambda: self._healthy(client))
+            try:
+                await poll(lambda: self._healthy(client, offset))
+            except PortTaken:
+                return False
+        return True
 
-    async def _healthy(self, client: httpx.AsyncClient) -> bool:
+    async def _healthy(self, client: httpx.AsyncClient, offset: int) -> bool:
+        """Whether this process bound its port and answers there: until it says it runs, an
+        answer on the port may come from another test's server."""
         assert self.process is not None
+        said = self.log_path.read_bytes()[offset:]
         if self.process.returncode is not None:
-            raise RuntimeError(f"the server exited:\n{self.log_path.read_text()[-3000:]}")
+            if b"error while attempting to bind" in said:
+                raise PortTaken
+            raise RuntimeError(f"the server exited:\n{said.decode()[-3000:]}")
+        if f"Uvicorn running on {self.url} ".encode() not in said:
+            return False
         try:
             return (await client.get("/health")).status_code == 200
         except httpx.TransportError:

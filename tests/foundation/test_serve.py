@@ -4,7 +4,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ import asyncpg
 import httpx
 
 from api.sweep import SWEEP_LOCK_KEY
+from tests.foundation.test_ops import free_port
 
 DEADLINE_SECONDS = 240  # generous: CI machines and this one are often loaded
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, condition: Callable[[], bool], log: Path) -> None:
