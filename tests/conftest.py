@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.app import bind, create_app
+from api.demo import seed_demo
 from api.jobs import create_runner
 from api.settings import Settings
 from catalog import identity, passwords
@@ -101,15 +102,19 @@ def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(passwords, "_hasher", PRODUCTION_HASHER)
 
 
-def _seed_world(url: str) -> None:
-    async def seed() -> None:
+def seed_database(
+    url: str, add: Callable[[async_sessionmaker[AsyncSession]], Awaitable[object]]
+) -> None:
+    """Writes `add`'s rows into the database at `url`, off any event loop this thread runs."""
+
+    async def run() -> None:
         engine = db.create_engine(url)
         try:
-            await _add_world(db.create_session_factory(engine))
+            await add(db.create_session_factory(engine))
         finally:
             await engine.dispose()
 
-    _in_a_thread(lambda: asyncio.run(seed()))
+    _in_a_thread(lambda: asyncio.run(run()))
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +128,18 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sqlite_world_template(sqlite_template: Path) -> Path:
     path = sqlite_template.with_name("world.db")
     shutil.copy(sqlite_template, path)
-    _seed_world(f"sqlite+aiosqlite:///{path}")
+    seed_database(f"sqlite+aiosqlite:///{path}", _add_world)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_demo_template(sqlite_template: Path) -> Path:
+    """The template with the demo data set (without its history), seeded once a worker: the
+    browser tests' servers and the fuzzer's start from a copy (a second and more of seeding
+    each)."""
+    path = sqlite_template.with_name("demo.db")
+    shutil.copy(sqlite_template, path)
+    seed_database(f"sqlite+aiosqlite:///{path}", seed_demo)
     return path
 
 
@@ -140,7 +156,7 @@ def postgres_template() -> Iterator[str]:
 def postgres_world_template(postgres_template: str) -> Iterator[str]:
     name = f"{RUN_PREFIX}_world"
     _admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template}")
-    _seed_world(_with_database(POSTGRES_URL, name))
+    seed_database(_with_database(POSTGRES_URL, name), _add_world)
     yield name
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

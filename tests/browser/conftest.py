@@ -6,7 +6,6 @@ browser contexts, a phone (375×812) for employees and a desktop for everyone el
 Screenshots go to tests/screenshots/ (git-ignored) for people to look at.
 """
 
-import asyncio
 import os
 import shutil
 import socket
@@ -24,6 +23,7 @@ from api.app import create_app
 from api.demo import seed_demo
 from api.settings import Settings
 from tests.browser.support import SCREENSHOTS, csp_violations
+from tests.conftest import _in_a_thread, seed_database
 
 CHROMIUM = os.environ.get("EXCHANGE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,6 +35,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# An empty PostgreSQL database for the servers instead of SQLite, which the modules then share
+# (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/browser).
+OWN_DATABASE_URL = os.environ.get("EXCHANGE_TEST_BROWSER_DATABASE_URL", "")
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -59,16 +62,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def browser_settings(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Settings:
+def browser_settings(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_demo_template: Path
+) -> Settings:
     """The test server's settings: tests that seed data of their own reach its database."""
     data_dir = tmp_path_factory.mktemp("browser-data")
-    shutil.copy(sqlite_template, data_dir / "exchange.db")  # the default database's place
+    shutil.copy(sqlite_demo_template, data_dir / "exchange.db")  # the default database's place
     return Settings(
         data_dir=data_dir,
-        # SQLite by default; EXCHANGE_TEST_BROWSER_DATABASE_URL may name an empty PostgreSQL
-        # database instead (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/browser), which
-        # the modules then share.
-        database_url=os.environ.get("EXCHANGE_TEST_BROWSER_DATABASE_URL", ""),
+        database_url=OWN_DATABASE_URL,
         login_attempts_per_minute=10_000,
         request_deadline_seconds=60,  # as tests/conftest.py: a loaded machine is not an outage
         log_format="json",
@@ -90,22 +92,9 @@ def server(browser_settings: Settings) -> Iterator[str]:
     base_url = settings.public_base_url
     port = int(base_url.rsplit(":", 1)[1])
     settings.ensure_data_dir()
-
-    async def seed() -> None:
-        engine = db.create_engine(settings.database_url)
-        try:
-            await seed_demo(db.create_session_factory(engine))
-        finally:
-            await engine.dispose()
-
-    def prepare() -> None:
-        db.upgrade(settings.database_url)
-        asyncio.run(seed())
-
-    # Playwright's sync API runs an event loop in this thread; the setup needs its own.
-    preparation = threading.Thread(target=prepare)
-    preparation.start()
-    preparation.join()
+    if OWN_DATABASE_URL:  # not a copy of the demo template: migrate and seed it
+        _in_a_thread(lambda: db.upgrade(settings.database_url))
+        seed_database(settings.database_url, seed_demo)
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False
     )

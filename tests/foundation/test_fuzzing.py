@@ -8,9 +8,9 @@ shrinking; a failure prints the curl command that reproduces it. The demo data s
 fuzzer real departments, stations, products and a campaign to reach past the lookups.
 """
 
-import asyncio
 import io
 import os
+import shutil
 import socket
 import threading
 from collections.abc import Iterator
@@ -27,11 +27,17 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.schemas import BaseSchema
 
-from api import db
 from api.app import create_app
 from api.demo import DEMO_PASSWORD, seed_demo
 from api.settings import Settings
-from tests.conftest import BACKENDS, POSTGRES_URL, RUN_PREFIX, _admin, _with_database
+from tests.conftest import (
+    BACKENDS,
+    POSTGRES_URL,
+    RUN_PREFIX,
+    _admin,
+    _with_database,
+    seed_database,
+)
 
 EXAMPLES = int(os.environ.get("EXCHANGE_FUZZ_EXAMPLES", "4"))
 # Admin last: suspending a department turns its members' later requests into refusals.
@@ -47,11 +53,14 @@ def server(
     """The app under uvicorn on a socket bound before it starts, so requests simply queue
     until it serves; the demo data set loaded."""
     data = tmp_path_factory.mktemp("fuzz")
-    url = ""
+    url = ""  # SQLite: the default database's place in the data directory
     if request.param == "postgres":
         name = f"{RUN_PREFIX}_fuzz_{os.getpid()}"
-        _admin(f"CREATE DATABASE {name}")
+        _admin(f"CREATE DATABASE {name} TEMPLATE {request.getfixturevalue('postgres_template')}")
         url = _with_database(POSTGRES_URL, name)
+        seed_database(url, seed_demo)
+    else:
+        shutil.copy(request.getfixturevalue("sqlite_demo_template"), data / "exchange.db")
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
@@ -65,17 +74,6 @@ def server(
         log_format="json",
         log_level="CRITICAL",
     )
-    app_settings.ensure_data_dir()
-
-    async def seed() -> None:
-        engine = db.create_engine(app_settings.database_url)
-        try:
-            await seed_demo(db.create_session_factory(engine))
-        finally:
-            await engine.dispose()
-
-    db.upgrade(app_settings.database_url)
-    asyncio.run(seed())
     server = uvicorn.Server(
         uvicorn.Config(create_app(app_settings), log_config=None, access_log=False)
     )
