@@ -83,11 +83,6 @@ def browser_settings(
 
 @pytest.fixture(scope="module")
 def server(browser_settings: Settings) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        missing = f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)"
-        if os.environ.get("CI"):  # in CI the pages must be tried, never skipped
-            pytest.fail(missing)
-        pytest.skip(missing)
     settings = browser_settings
     base_url = settings.public_base_url
     port = int(base_url.rsplit(":", 1)[1])
@@ -111,16 +106,23 @@ def server(browser_settings: Settings) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-# Module scope, not session: while Playwright's sync API is active it runs an event loop in
-# the main thread, which would break every asyncio test collected after the browser tests.
-@pytest.fixture(scope="module")
+# Package scope, not session: while Playwright's sync API is active it runs an event loop in
+# the main thread, which would break every asyncio test run after it on the same worker. A
+# worker that runs browser modules one after another keeps Playwright and Chromium (a second
+# of CPU to start); each module still gets its own server and database.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        missing = f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)"
+        if os.environ.get("CI"):  # in CI the pages must be tried, never skipped
+            pytest.fail(missing)
+        pytest.skip(missing)
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright, server: str) -> Iterator[Browser]:
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
     chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
     chromium.close()
