@@ -73,7 +73,7 @@ def prepare(settings: Settings) -> Settings:
     from api import db
 
     settings.ensure_data_dir()
-    db.upgrade(settings.database_url)
+    db.upgrade_unless_at_head(settings.database_url)
     settings.jwt_signing_secret  # noqa: B018
     settings.keyring  # noqa: B018
     return settings

@@ -29,6 +29,16 @@ def test_db_upgrade_is_idempotent(env: dict[str, str]) -> None:
         assert "up to date" in result.output
 
 
+def test_the_head_read_off_the_file_names_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(db.alembic_config(""))
+    assert db.head_revision() == scripts.get_current_head()
+    # One line of history, each revision named by its file: what head_revision relies on.
+    for script in scripts.walk_revisions():
+        assert Path(script.path).name.startswith(f"{script.revision}_"), script.path
+
+
 def test_users_create_makes_a_platform_admin_and_refuses_a_duplicate(env: dict[str, str]) -> None:
     args = ["users", "create", "root-admin", "--display-name", "Root", "--role", "admin"]
     created = CliRunner().invoke(main, [*args, "--password", "long-enough-1"], env=env)
