@@ -6,10 +6,12 @@ see each other's rows; the PostgreSQL databases this run creates are dropped at 
 """
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import secrets
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -159,6 +161,22 @@ def postgres_world_template(postgres_template: str) -> Iterator[str]:
     seed_database(_with_database(POSTGRES_URL, name), _add_world)
     yield name
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def copy_database(url: str) -> str:
+    """A copy of a database no one is connected to (its engines disposed), beside it: a forked
+    log's starting point. A PostgreSQL copy is named after the original with `_fork`, for the
+    test to drop."""
+    if url.startswith("sqlite"):
+        source = url.split(":///", 1)[1]
+        target = source.replace(".db", "-fork.db")
+        with contextlib.closing(sqlite3.connect(source)) as src:
+            with contextlib.closing(sqlite3.connect(target)) as dst:
+                src.backup(dst)
+        return f"sqlite+aiosqlite:///{target}"
+    original = url.rsplit("/", 1)[1]
+    _admin(f"CREATE DATABASE {original}_fork TEMPLATE {original}")
+    return _with_database(url, f"{original}_fork")
 
 
 class Clones:

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -44,6 +43,7 @@ from tests.conftest import (
     _admin,
     _department,
     _with_database,
+    copy_database,
     fast_hash,
 )
 from tests.foundation.serving import EXCHANGE, JWT_SECRET
@@ -110,19 +110,6 @@ class Service:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=30)
-
-
-def copy_database(url: str) -> str:
-    """A copy of the (stopped) service's database: the fork's starting point."""
-    if url.startswith("sqlite"):
-        source = url.split(":///", 1)[1]
-        target = source.replace(".db", "-fork.db")
-        with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-            src.backup(dst)
-        return f"sqlite+aiosqlite:///{target}"
-    original = url.rsplit("/", 1)[1]
-    _admin(f"CREATE DATABASE {original}_fork TEMPLATE {original}")
-    return _with_database(url, f"{original}_fork")
 
 
 async def write(url: str, work: Callable[[Any], Coroutine[Any, Any, Any]]) -> Any:

@@ -9,19 +9,26 @@ from typing import Any
 import pytest
 from alembic import command
 from click.testing import CliRunner
-from sqlalchemy import inspect, text
+from litestar.testing import TestClient
+from sqlalchemy import func, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import db
 from api.cli import main as cli
 from api.db import transaction
+from api.settings import Settings
+from api.sweep import integrate_once
+from api.witness import Poll, State, Witness
+from catalog.departments import register_department
 from ledger import transfer
+from ledger.models import LedgerCosignature
 from ledger.signing import SigningKey, raw_public
 from ledger.treehead import TreeHead
 from ledger.witness import cosign, register_witness
-from tests.conftest import World
+from tests.conftest import World, _admin, _department, app_for, copy_database
 from tests.exchange.helpers import Client
 
 FIELDS = ("tree_size", "root_hash", "key_id", "timestamp", "signature")
@@ -181,3 +188,63 @@ def test_a_witness_makes_its_key_and_the_operator_registers_it(
     assert taken.exit_code == 1 and "registered already" in taken.output
     bad = CliRunner().invoke(cli, [*register, "not-a-key"], env=env)
     assert bad.exit_code == 2 and "not a base64url Ed25519 public key" in bad.output
+
+
+async def test_the_witness_refuses_a_fork_that_grew_past_the_head_it_cosigned(
+    settings: Settings,
+    engine: AsyncEngine,
+    session_factory: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    """A copy of the log taken at three entries gets another fourth entry and a fifth: a head
+    larger than the fourth the witness co-signed, which no consistency proof can extend from
+    it. The witness refuses it, keeps both heads, and co-signs nothing there (the same size
+    with another root is tests/browser/test_witness.py's fork)."""
+    key = await registered(session_factory, "观察员")
+    async with transaction(session_factory) as s:
+        department = await register_department(s, _department("见证部门"), actor_id=None)
+    ledger_id = department.id
+
+    async def append(factory: async_sessionmaker[AsyncSession], *keys: str) -> None:
+        async with transaction(factory) as s:
+            for idempotency_key in keys:
+                await transfer(
+                    s,
+                    ledger_id=ledger_id,
+                    debit="issuance",
+                    credit="user:x",
+                    amount=10,
+                    idempotency_key=idempotency_key,
+                    actor="test",
+                    open_with=(0, 1),
+                )
+        await integrate_once(factory, settings.keyring)
+
+    await append(session_factory, "e1", "e2", "e3")
+    await engine.dispose()
+    fork_url = await asyncio.to_thread(copy_database, settings.database_url)
+    fork_engine = db.create_engine(fork_url)
+    try:
+        await append(session_factory, "e4")
+        await append(db.create_session_factory(fork_engine), "forged-4", "forged-5")
+        await fork_engine.dispose()
+        state = State.load(tmp_path / "witness.json")
+
+        def poll(database_url: str) -> Poll:
+            serving = settings.model_copy(update={"database_url": database_url})
+            with TestClient(app_for(serving, spare=True)) as http:
+                return Witness(http, key, state).poll()
+
+        assert (await asyncio.to_thread(poll, settings.database_url)).cosigned == [ledger_id]
+        refused = await asyncio.to_thread(poll, fork_url)
+        assert refused.refused == [ledger_id] and refused.cosigned == []
+        fork = State.load(tmp_path / "witness.json").forks[ledger_id]  # as saved
+        assert fork["reason"] == "the new head does not extend the one co-signed before"
+        assert (fork["cosigned"]["tree_size"], fork["shown"]["tree_size"]) == (4, 5)
+        async with db.create_session_factory(fork_engine)() as s:
+            kept = (await s.exec(select(func.count()).select_from(LedgerCosignature))).one()
+        assert kept == 0
+    finally:
+        await fork_engine.dispose()
+        if not fork_url.startswith("sqlite"):
+            await asyncio.to_thread(_admin, f"DROP DATABASE IF EXISTS {fork_url.rsplit('/', 1)[1]}")
