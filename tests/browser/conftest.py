@@ -8,7 +8,6 @@ Screenshots go to tests/screenshots/ (git-ignored) for people to look at.
 
 import os
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from api.demo import seed_demo
 from api.settings import Settings
 from tests.browser.support import SCREENSHOTS, csp_violations
 from tests.conftest import _in_a_thread, seed_database
+from tests.foundation.test_ops import free_port
 
 CHROMIUM = os.environ.get("EXCHANGE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -55,12 +55,6 @@ def launch_with_camera(playwright: Playwright, feed: Path) -> Browser:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def browser_settings(
     tmp_path_factory: pytest.TempPathFactory, sqlite_demo_template: Path
@@ -75,7 +69,7 @@ def browser_settings(
         request_deadline_seconds=60,  # as tests/conftest.py: a loaded machine is not an outage
         log_format="json",
         log_level="WARNING",
-        public_base_url=f"http://127.0.0.1:{_free_port()}",
+        public_base_url=f"http://127.0.0.1:{free_port()}",
         # No notification worker: nothing a test sets up may be posted to a real platform.
         notify_interval_seconds=3600,
     )

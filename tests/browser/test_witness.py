@@ -89,7 +89,9 @@ class Service:
             "EXCHANGE_INTEGRATION_INTERVAL_SECONDS": "0.2",
             "EXCHANGE_NOTIFY_INTERVAL_SECONDS": "3600",
         }
-        log = (self.data_dir / "server.log").open("ab")
+        log_path = self.data_dir / "server.log"
+        log = log_path.open("ab")
+        offset = log.tell()
         self.process = subprocess.Popen(
             [str(EXCHANGE), "serve", "--port", str(self.port), "--workers", "1"],
             env=env,
@@ -99,6 +101,10 @@ class Service:
 
         def healthy() -> bool:
             assert self.process is not None and self.process.poll() is None, "server exited"
+            # Until this process says it runs there, an answer may be another test's server's.
+            said = log_path.read_bytes()[offset:]
+            if f"Uvicorn running on {self.url} ".encode() not in said:
+                return False
             try:
                 return httpx.get(f"{self.url}/health").status_code == 200
             except httpx.TransportError:
