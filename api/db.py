@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import Connection, MetaData, event, inspect, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -197,13 +197,16 @@ async def at_head(engine: AsyncEngine) -> bool:
     if engine.dialect.name == "sqlite" and database:
         if not await asyncio.to_thread(Path(database).exists):
             return False  # a new file, made by `upgrade` in its folder
-    from alembic.runtime.migration import MigrationContext
-
     async with engine.connect() as connection:
-        current = await connection.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
+        current = await connection.run_sync(_current_revision)
     return current == head_revision()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    """The revision Alembic recorded (its one-row version table), read without importing it."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def upgrade_unless_at_head(database_url: str) -> None:
