@@ -17,6 +17,7 @@ from sqlmodel import select
 from api import db
 from api.cli import main as cli
 from api.settings import Settings
+from api.sweep import integrate_once
 from catalog.models import User
 from exchange.points import dropoff_reference, earning, order_reference, spending
 from ledger import transfer
@@ -35,12 +36,15 @@ crypto.subtle.importKey = (format, key, algorithm, ...rest) =>
 @pytest.fixture(scope="module")
 def history(browser_settings: Settings, server: str) -> None:
     """emp-a1 and emp-a2 earn points and emp-a1 holds some for an order, written to the
-    ledger as the exchange writes them (the browser tests' demo data has no history)."""
+    ledger as the exchange writes them (the browser tests' demo data has no history), and
+    signed into a head as the server's sweeper does every second: a page opened before its
+    next round would show every receipt still waiting for its signature."""
 
     async def seed() -> None:
         engine = db.create_engine(browser_settings.database_url)
+        sessions = db.create_session_factory(engine)
         try:
-            async with db.transaction(db.create_session_factory(engine)) as session:
+            async with db.transaction(sessions) as session:
                 users = {
                     u.username: u
                     for u in (
@@ -69,6 +73,7 @@ def history(browser_settings: Settings, server: str) -> None:
                     reference=order_reference("receipts-order"),
                     pending=True,
                 )
+            await integrate_once(sessions, browser_settings.keyring)
         finally:
             await engine.dispose()
 
