@@ -79,6 +79,19 @@ LONGEST_FIRST = [
 ]
 
 
+def _vacuum_catalog_of_databases(session: pytest.Session) -> None:
+    """A run creates and drops some six hundred PostgreSQL databases, and the server's catalog
+    of databases keeps a dead row for each until it is vacuumed, which autovacuum was not seen
+    to do: after a dozen runs every CREATE and DROP DATABASE took three times the CPU (0.31 s
+    against 0.10 s), and a run a third longer. Once a run, before its workers start and after
+    they end (the controller process; without xdist, the one process)."""
+    if POSTGRES_URL and not hasattr(session.config, "workerinput"):
+        _admin("VACUUM pg_database")
+
+
+pytest_sessionstart = pytest_sessionfinish = _vacuum_catalog_of_databases
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))
