@@ -69,6 +69,17 @@ async def stale_marks(engine: AsyncEngine) -> set[tuple[str, date]]:
         return {(dept, month) for dept, month in rows}
 
 
+async def assert_equal_before_and_after_a_last_fold(
+    engine: AsyncEngine, session_factory: Factory
+) -> None:
+    """The rows in use equal the raw rows; one more fold leaves no month marked stale, and
+    they still do."""
+    await assert_rollups_equal_the_raw_rows(engine)
+    await fold(session_factory)
+    assert await stale_marks(engine) == set()
+    await assert_rollups_equal_the_raw_rows(engine)
+
+
 async def report(session_factory: Factory, dept: str, first: date, last: date) -> reports.Report:
     async with db.transaction(session_factory) as session:
         period = reports.Period.of_days(first, last)
@@ -110,10 +121,7 @@ async def test_month_rows_in_use_equal_the_day_rows_after_any_sequence_of_writes
             await fold(session_factory)
         else:
             await step(shop, session_factory, op)
-    await assert_rollups_equal_the_raw_rows(engine)
-    await fold(session_factory)
-    assert await stale_marks(engine) == set()
-    await assert_rollups_equal_the_raw_rows(engine)
+    await assert_equal_before_and_after_a_last_fold(engine, session_factory)
 
 
 async def test_a_late_write_is_read_from_day_rows_until_the_sweep_folds_its_month_again(
@@ -185,10 +193,7 @@ async def test_writers_racing_a_fold_leave_no_folded_month_behind_its_day_rows(
         *(step(shop, pg_session_factory, op) for op in writes),
         *(fold(pg_session_factory) for _ in range(6)),
     )
-    await assert_rollups_equal_the_raw_rows(pg_engine)
-    await fold(pg_session_factory)
-    assert await stale_marks(pg_engine) == set()
-    await assert_rollups_equal_the_raw_rows(pg_engine)
+    await assert_equal_before_and_after_a_last_fold(pg_engine, pg_session_factory)
 
 
 async def test_the_sweep_folds_a_month_marked_before_the_first_fold_whole(
