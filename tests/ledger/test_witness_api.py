@@ -39,23 +39,31 @@ async def head(
     client: Client, world: World, session_factory: async_sessionmaker[AsyncSession]
 ) -> dict[str, Any]:
     """Department A's log of two entries and its signed head."""
-    async with transaction(session_factory) as s:
-        for n in (1, 2):
-            await transfer(
-                s,
-                ledger_id=world.dept_a,
-                debit="issuance",
-                credit="user:x",
-                amount=10,
-                idempotency_key=f"w{n}",
-                actor="test",
-                open_with=(0, 1),
-            )
+    await append(session_factory, world.dept_a, "w1", "w2")
     response = await client.get(
         f"/api/departments/{world.dept_a}/ledger/tree-head", headers=world.headers["emp-a"]
     )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def append(
+    session_factory: async_sessionmaker[AsyncSession], ledger_id: str, *keys: str
+) -> None:
+    """An entry of 10 points in the log of `ledger_id` for each idempotency key, in one
+    transaction."""
+    async with transaction(session_factory) as s:
+        for key in keys:
+            await transfer(
+                s,
+                ledger_id=ledger_id,
+                debit="issuance",
+                credit="user:x",
+                amount=10,
+                idempotency_key=key,
+                actor="test",
+                open_with=(0, 1),
+            )
 
 
 async def registered(session_factory: async_sessionmaker[AsyncSession], name: str) -> SigningKey:
@@ -205,28 +213,17 @@ async def test_the_witness_refuses_a_fork_that_grew_past_the_head_it_cosigned(
         department = await register_department(s, _department("见证部门"), actor_id=None)
     ledger_id = department.id
 
-    async def append(factory: async_sessionmaker[AsyncSession], *keys: str) -> None:
-        async with transaction(factory) as s:
-            for idempotency_key in keys:
-                await transfer(
-                    s,
-                    ledger_id=ledger_id,
-                    debit="issuance",
-                    credit="user:x",
-                    amount=10,
-                    idempotency_key=idempotency_key,
-                    actor="test",
-                    open_with=(0, 1),
-                )
+    async def signed(factory: async_sessionmaker[AsyncSession], *keys: str) -> None:
+        await append(factory, ledger_id, *keys)
         await integrate_once(factory, settings.keyring)
 
-    await append(session_factory, "e1", "e2", "e3")
+    await signed(session_factory, "e1", "e2", "e3")
     await engine.dispose()
     fork_url = await asyncio.to_thread(copy_database, settings.database_url)
     fork_engine = db.create_engine(fork_url)
     try:
-        await append(session_factory, "e4")
-        await append(db.create_session_factory(fork_engine), "forged-4", "forged-5")
+        await signed(session_factory, "e4")
+        await signed(db.create_session_factory(fork_engine), "forged-4", "forged-5")
         await fork_engine.dispose()
         state = State.load(tmp_path / "witness.json")
 
