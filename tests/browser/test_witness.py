@@ -46,7 +46,7 @@ from tests.conftest import (
     copy_database,
     fast_hash,
 )
-from tests.foundation.serving import EXCHANGE, JWT_SECRET
+from tests.foundation.serving import EXCHANGE, JWT_SECRET, runs_on
 from tests.foundation.test_ops import free_port
 
 
@@ -101,9 +101,7 @@ class Service:
 
         def healthy() -> bool:
             assert self.process is not None and self.process.poll() is None, "server exited"
-            # Until this process says it runs there, an answer may be another test's server's.
-            said = log_path.read_bytes()[offset:]
-            if f"Uvicorn running on {self.url} ".encode() not in said:
+            if not runs_on(log_path.read_bytes()[offset:], self.url):
                 return False
             try:
                 return httpx.get(f"{self.url}/health").status_code == 200

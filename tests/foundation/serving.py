@@ -47,6 +47,12 @@ async def poll(condition: Callable[[], Awaitable[bool]]) -> None:
         await asyncio.sleep(0.05)
 
 
+def runs_on(log: bytes, url: str) -> bool:
+    """Whether a server process's log says it runs on `url`: until then, an answer there may
+    come from another test's server that took the port first."""
+    return f"Uvicorn running on {url} ".encode() in log
+
+
 class PortTaken(Exception):
     """The server could not bind its port: another process took it first."""
 
@@ -101,15 +107,14 @@ class Server:
         return True
 
     async def _healthy(self, client: httpx.AsyncClient, offset: int) -> bool:
-        """Whether this process bound its port and answers there: until it says it runs, an
-        answer on the port may come from another test's server."""
+        """Whether this process bound its port and answers there."""
         assert self.process is not None
         said = self.log_path.read_bytes()[offset:]
         if self.process.returncode is not None:
             if b"error while attempting to bind" in said:
                 raise PortTaken
             raise RuntimeError(f"the server exited:\n{said.decode()[-3000:]}")
-        if f"Uvicorn running on {self.url} ".encode() not in said:
+        if not runs_on(said, self.url):
             return False
         try:
             return (await client.get("/health")).status_code == 200
